@@ -1,0 +1,128 @@
+"""The contract every agent type fulfils: build once per workflow, then ``run`` once per step."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from relayflow.engine.handoff import Handoff
+    from relayflow.models.base import Provider
+    from relayflow.spec.models import AgentConfig
+
+Verdict = Literal["ok", "escalate", "retry", "fail"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a step consumed: model tokens and calls, the time spent inside models, and its cost."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_calls: int = 0
+    model_seconds: float = 0.0
+    cost: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.model_calls + other.model_calls,
+            self.model_seconds + other.model_seconds,
+            self.cost + other.cost,
+        )
+
+
+NO_USAGE = Usage()
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a step returns. ``data`` replaces the handoff's payload for the steps downstream.
+
+    ``verdict`` is how the step judged itself: ``escalate`` parks the run for a human reviewer
+    (with ``reason``), ``retry`` asks the runner to try the step again, ``fail`` ends the run.
+    ``versions`` are the per-call versions (rendered prompt hash, model version) added to the
+    agent's static versions in the step's event.
+    """
+
+    data: Mapping[str, Any]
+    confidence: float | None = None
+    usage: Usage = NO_USAGE
+    verdict: Verdict = "ok"
+    reason: str = ""
+    versions: Mapping[str, str] = field(default_factory=dict)
+    #: reasons for a human to look, carried downstream to a ``human_review`` step
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepInfo:
+    """The frozen view of the step being executed that an agent may read."""
+
+    run_id: str
+    step: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What an agent may use while it is built: its workflow's folder and the model providers."""
+
+    base_dir: Path
+    workflow_file: Path | None
+    get_provider: Callable[[str], Provider]
+    #: names of the ``human_review`` steps downstream of each step (a check flags instead of
+    #: parking the run itself when a reviewer step follows it)
+    reviewers_downstream: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def resolve(self, path: str) -> Path:
+        """A path from the YAML, relative to the YAML's own folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+class Agent(abc.ABC):
+    """One node type of a workflow. Subclasses set ``type_name`` and ``Config``.
+
+    Nothing heavy happens in ``__init__``; ``prepare`` loads scripts, models and files once per
+    workflow; ``run`` executes one step and must not keep per-run state on ``self``.
+    ``blocking = True`` makes the local executor call ``run`` from a worker thread.
+    """
+
+    type_name: ClassVar[str]
+    Config: ClassVar[type[AgentConfig]]
+    blocking: ClassVar[bool] = False
+
+    def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:
+        self.config = config
+        self.ctx = ctx
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    async def prepare(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Load what the agent needs once (scripts, templates, models)."""
+
+    def versions(self) -> Mapping[str, str]:
+        """The static versions that shape this agent's output (script hash, template hash…)."""
+        return {}
+
+    @abc.abstractmethod
+    async def run(self, handoff: Handoff, step: StepInfo) -> Result:
+        """Execute one step on ``handoff`` and return what it produced."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release what ``prepare`` acquired."""
+
+
+class SourceAgent(Agent):
+    """An agent that can start a batch: each record it yields becomes one run."""
+
+    @abc.abstractmethod
+    def records(self) -> AsyncIterator[dict[str, Any]]:
+        """Stream the source's records, never loading the whole source into memory."""

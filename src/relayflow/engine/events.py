@@ -1,0 +1,148 @@
+"""The one event stream: every fact about a run, in order, for every consumer.
+
+The store, the progress display, telemetry and the benchmarks all read these events; nothing
+else reaches into the runner. A consumer's ``handle`` may return an awaitable: the runner awaits
+it before it lets a finished step's dependents start, which is how the store makes each step
+durable (and how one commit covers every step that finished meanwhile).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from relayflow.agents.base import Usage
+
+RunStatus = Literal["running", "waiting_review", "succeeded", "failed", "cancelled"]
+Actor = Literal["agent", "human"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: str
+    workflow: str
+    workflow_version: str
+    input: Mapping[str, Any]
+    ts: float
+    batch_id: str | None = None
+    item_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted:
+    run_id: str
+    step: str
+    attempt: int
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished:
+    run_id: str
+    step: str
+    agent_type: str
+    attempt: int
+    started: float
+    ended: float
+    output: Mapping[str, Any]
+    confidence: float | None
+    usage: Usage
+    versions: Mapping[str, str]
+    flags: tuple[str, ...] = ()
+    actor: Actor = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailed:
+    run_id: str
+    step: str
+    attempt: int
+    error: str
+    will_retry: bool
+    ts: float
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True, slots=True)
+class StepEscalated:
+    """A step asked for a person: the run parks as ``waiting_review`` until a decision."""
+
+    run_id: str
+    step: str
+    agent_type: str
+    reason: str
+    input: Mapping[str, Any]
+    output: Mapping[str, Any]
+    confidence: float | None
+    usage: Usage
+    versions: Mapping[str, str]
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepCancelled:
+    run_id: str
+    step: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    run_id: str
+    status: RunStatus
+    output: Mapping[str, Any] | None
+    error: str | None
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewDecided:
+    """A person decided an escalated step; the decision resumes the run and becomes a label."""
+
+    run_id: str
+    step: str
+    decision: Literal["approve", "correct"]
+    output: Mapping[str, Any]
+    reviewer: str
+    ts: float
+
+
+Event = (
+    RunStarted
+    | StepStarted
+    | StepFinished
+    | StepFailed
+    | StepEscalated
+    | StepCancelled
+    | RunFinished
+    | ReviewDecided
+)
+
+
+class Consumer(Protocol):
+    def handle(self, event: Event) -> Awaitable[None] | None: ...
+
+
+class EventBus:
+    """Delivers each event to every consumer, in subscription order."""
+
+    __slots__ = ("_consumers",)
+
+    def __init__(self, consumers: list[Consumer] | None = None) -> None:
+        self._consumers: list[Consumer] = list(consumers or [])
+
+    def subscribe(self, consumer: Consumer) -> None:
+        self._consumers.append(consumer)
+
+    def unsubscribe(self, consumer: Consumer) -> None:
+        self._consumers.remove(consumer)
+
+    def emit(self, event: Event) -> list[Awaitable[None]]:
+        """Deliver ``event``; return what durable consumers ask the caller to await."""
+        pending: list[Awaitable[None]] = []
+        for consumer in self._consumers:
+            waiting = consumer.handle(event)
+            if waiting is not None:
+                pending.append(waiting)
+        return pending

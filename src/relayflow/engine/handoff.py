@@ -1,0 +1,72 @@
+"""The handoff: the immutable envelope that passes between agents (payload plus lineage)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class LineageEntry:
+    """Which step wrote into the handoff, and the versions (script/prompt/model) that shaped it."""
+
+    step: str
+    agent_type: str
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """What an agent receives: ``data`` is the payload, ``lineage`` the steps that produced it.
+
+    A step never mutates a handoff; the runner builds the next one from the step's result.
+    """
+
+    data: Mapping[str, Any]
+    lineage: tuple[LineageEntry, ...] = ()
+    run_id: str = ""
+    #: the confidence of the latest step that reported one (model output, check, review)
+    confidence: float | None = None
+    #: reasons a human should look at this item, raised by checks that do not park the run
+    flags: tuple[str, ...] = ()
+
+    def followed_by(
+        self,
+        data: Mapping[str, Any],
+        entry: LineageEntry,
+        confidence: float | None = None,
+        flags: tuple[str, ...] = (),
+    ) -> Handoff:
+        return Handoff(
+            data=data,
+            lineage=(*self.lineage, entry),
+            run_id=self.run_id,
+            confidence=self.confidence if confidence is None else confidence,
+            flags=(*self.flags, *flags) if flags else self.flags,
+        )
+
+
+def merge_handoffs(handoffs: list[Handoff]) -> Handoff:
+    """Join the handoffs of several upstream steps: keys of later upstreams win, lineage is united."""
+    if len(handoffs) == 1:
+        return handoffs[0]
+    data: dict[str, Any] = {}
+    lineage: list[LineageEntry] = []
+    flags: list[str] = []
+    seen: set[str] = set()
+    confidences = [h.confidence for h in handoffs if h.confidence is not None]
+    for h in handoffs:
+        data.update(h.data)
+        flags.extend(f for f in h.flags if f not in flags)
+        for entry in h.lineage:
+            if entry.step not in seen:
+                seen.add(entry.step)
+                lineage.append(entry)
+    return Handoff(
+        data=data,
+        lineage=tuple(lineage),
+        run_id=handoffs[0].run_id,
+        confidence=min(confidences) if confidences else None,
+        flags=tuple(flags),
+    )
