@@ -1,0 +1,89 @@
+"""relayflow: run AI workflows declared in YAML, measure every run, make them cheaper and faster.
+
+The public names are re-exported here and imported lazily, so ``import relayflow`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDenied",
+    "Agent",
+    "AgentError",
+    "BudgetExceeded",
+    "Handoff",
+    "Problem",
+    "ProviderError",
+    "ProviderTimeout",
+    "RateLimited",
+    "RelayflowError",
+    "Result",
+    "RunResult",
+    "Runner",
+    "SpecError",
+    "StoreError",
+    "Usage",
+    "Workflow",
+    "load_workflow",
+    "register",
+]
+
+_WHERE = {
+    "AccessDenied": "relayflow.errors",
+    "AgentError": "relayflow.errors",
+    "BudgetExceeded": "relayflow.errors",
+    "Problem": "relayflow.errors",
+    "ProviderError": "relayflow.errors",
+    "ProviderTimeout": "relayflow.errors",
+    "RateLimited": "relayflow.errors",
+    "RelayflowError": "relayflow.errors",
+    "SpecError": "relayflow.errors",
+    "StoreError": "relayflow.errors",
+    "Agent": "relayflow.agents.base",
+    "Result": "relayflow.agents.base",
+    "Usage": "relayflow.agents.base",
+    "Handoff": "relayflow.engine.handoff",
+    "RunResult": "relayflow.engine.runner",
+    "Runner": "relayflow.engine.runner",
+    "Workflow": "relayflow.spec.loader",
+    "load_workflow": "relayflow.spec.loader:load_spec",
+    "register": "relayflow.agents.registry",
+}
+
+if TYPE_CHECKING:
+    from relayflow.agents.base import Agent, Result, Usage
+    from relayflow.agents.registry import register
+    from relayflow.engine.handoff import Handoff
+    from relayflow.engine.runner import Runner, RunResult
+    from relayflow.errors import (
+        AccessDenied,
+        AgentError,
+        BudgetExceeded,
+        Problem,
+        ProviderError,
+        ProviderTimeout,
+        RateLimited,
+        RelayflowError,
+        SpecError,
+        StoreError,
+    )
+    from relayflow.spec.loader import Workflow
+    from relayflow.spec.loader import load_spec as load_workflow
+
+
+def __getattr__(name: str) -> Any:
+    target = _WHERE.get(name)
+    if target is None:
+        raise AttributeError(f"module 'relayflow' has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module_name), attr or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

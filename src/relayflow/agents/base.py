@@ -95,7 +95,6 @@ class Agent(abc.ABC):
 
     type_name: ClassVar[str]
     Config: ClassVar[type[AgentConfig]]
-    blocking: ClassVar[bool] = False
 
     def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:
         self.config = config

@@ -71,6 +71,7 @@ class StepEscalated:
     run_id: str
     step: str
     agent_type: str
+    workflow: str
     reason: str
     input: Mapping[str, Any]
     output: Mapping[str, Any]
@@ -106,6 +107,26 @@ class ReviewDecided:
     output: Mapping[str, Any]
     reviewer: str
     ts: float
+    workflow: str = ""
+    item_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStarted:
+    batch_id: str
+    workflow: str
+    workflow_file: str
+    inputs: str | None
+    concurrency: int
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFinished:
+    batch_id: str
+    status: Literal["finished", "cancelled", "failed"]
+    runs: int
+    ts: float
 
 
 Event = (
@@ -117,6 +138,8 @@ Event = (
     | StepCancelled
     | RunFinished
     | ReviewDecided
+    | BatchStarted
+    | BatchFinished
 )
 
 

@@ -47,17 +47,32 @@ class Handoff:
         )
 
 
-def merge_handoffs(handoffs: list[Handoff]) -> Handoff:
-    """Join the handoffs of several upstream steps: keys of later upstreams win, lineage is united."""
+def merge_handoffs(
+    handoffs: list[Handoff], inputs: list[Handoff | None] | None = None
+) -> Handoff:
+    """Join the handoffs of several upstream steps into the input of the step after them.
+
+    A key that an upstream step changed (compared with what that step received, ``inputs``)
+    wins over a key it only passed through; when two upstreams change the same key, the later
+    one wins. Lineage is united, flags are united, and the lowest confidence is kept.
+    """
     if len(handoffs) == 1:
         return handoffs[0]
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = dict(handoffs[0].data)
+    for position, h in enumerate(handoffs[1:], start=1):
+        before = inputs[position] if inputs is not None else None
+        if before is None:
+            data.update(h.data)
+            continue
+        seen_before = before.data
+        for key, value in h.data.items():
+            if key not in data or key not in seen_before or _changed(seen_before[key], value):
+                data[key] = value
     lineage: list[LineageEntry] = []
     flags: list[str] = []
     seen: set[str] = set()
     confidences = [h.confidence for h in handoffs if h.confidence is not None]
     for h in handoffs:
-        data.update(h.data)
         flags.extend(f for f in h.flags if f not in flags)
         for entry in h.lineage:
             if entry.step not in seen:
@@ -70,3 +85,7 @@ def merge_handoffs(handoffs: list[Handoff]) -> Handoff:
         confidence=min(confidences) if confidences else None,
         flags=tuple(flags),
     )
+
+
+def _changed(before: Any, after: Any) -> bool:
+    return before is not after and bool(before != after)

@@ -1,0 +1,76 @@
+"""The human review agent: park the run for a person when the item was flagged or ``when`` holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from relayflow.agents.base import Agent, BuildContext, Result, StepInfo
+from relayflow.agents.expressions import Expression
+from relayflow.agents.expressions import check_expression as _check_expression
+from relayflow.agents.quality_check import confidence_reason
+from relayflow.spec.models import AgentConfig, HumanReviewConfig
+
+if TYPE_CHECKING:
+    from relayflow.engine.handoff import Handoff
+
+#: below this confidence an item goes to a person when the step sets no ``when``
+DEFAULT_MIN_CONFIDENCE = 0.85
+
+
+def check_expression(source: str) -> str | None:
+    """Why ``when`` is not a valid expression, or None (for the validator command)."""
+    return _check_expression(source)
+
+
+class HumanReviewAgent(Agent):
+    """Escalate (park the run) when ``when`` is true over the handoff; without ``when``, when
+    an upstream check flagged the item or its confidence is below 0.85. Otherwise pass through.
+
+    ``when`` sees ``data`` (and each of its keys), ``confidence`` and ``flags``.
+    """
+
+    type_name: ClassVar[str] = "human_review"
+    Config: ClassVar[type[AgentConfig]] = HumanReviewConfig
+    config: HumanReviewConfig
+
+    def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:
+        if not isinstance(config, HumanReviewConfig):
+            config = HumanReviewConfig.model_validate(config.model_dump())
+        super().__init__(config, ctx)
+        self._when: Expression | None = None
+
+    async def prepare(self) -> None:
+        if self.config.when is not None:
+            self._when = Expression(self.config.when)
+
+    def review_context(self) -> dict[str, Any]:
+        """What the reviewer is shown with the item: the instructions and the fields to show."""
+        return {"instructions": self.config.instructions, "show": self.config.show}
+
+    def _reason(self, handoff: Handoff) -> str | None:
+        """Why the item needs a person, or None when it does not."""
+        if self.config.when is not None:
+            if self._when is None:  # run() without prepare(): compile now rather than misjudge
+                self._when = Expression(self.config.when)
+            data = dict(handoff.data)
+            context: Mapping[str, Any] = {
+                "data": data,
+                **data,
+                "confidence": handoff.confidence,
+                "flags": list(handoff.flags),
+            }
+            return f"when: {self.config.when}" if self._when.evaluate(context) else None
+        if handoff.flags:
+            return "; ".join(handoff.flags)
+        if handoff.confidence is not None and handoff.confidence < DEFAULT_MIN_CONFIDENCE:
+            return confidence_reason(handoff.confidence, DEFAULT_MIN_CONFIDENCE)
+        return None
+
+    async def run(self, handoff: Handoff, step: StepInfo) -> Result:
+        reason = self._reason(handoff)
+        if reason is None:
+            return Result(data=handoff.data, confidence=handoff.confidence)
+        return Result(
+            data=handoff.data, confidence=handoff.confidence, verdict="escalate", reason=reason
+        )

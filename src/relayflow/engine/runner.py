@@ -1,0 +1,472 @@
+"""The runner: carries each run's handoff through the plan, step by step, and tells the event
+stream everything that happens. It never writes to a store or a screen itself."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from relayflow.agents.base import NO_USAGE, BuildContext, SourceAgent, StepInfo
+from relayflow.engine import events as ev
+from relayflow.engine.executor import Executor, LocalExecutor
+from relayflow.engine.handoff import Handoff, LineageEntry, merge_handoffs
+from relayflow.engine.plan import Node, Plan, build_plan, reviewers_downstream
+from relayflow.errors import AccessDenied, BudgetExceeded, RelayflowError, StoreError
+from relayflow.spec.loader import Workflow
+from relayflow.spec.models import RetryPolicy
+
+FinalStatus = Literal["succeeded", "failed", "cancelled", "waiting_review"]
+
+
+def new_id() -> str:
+    """Time-ordered, 16 hex characters: sortable in listings, short enough to type."""
+    return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(3)}"[-16:]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a run ended (or parked): its output, or why it stopped."""
+
+    run_id: str
+    status: FinalStatus
+    output: Mapping[str, Any] | None
+    error: str | None = None
+    step: str | None = None
+    item_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    status: Literal["failed", "waiting_review"]
+    step: str
+    error: str | None
+
+
+class Runner:
+    """Executes runs of one workflow. Use as ``async with Runner(wf, store=…) as runner``.
+
+    ``store`` is a URL or path of the durable store (SQLite/PostgreSQL), an object with the
+    store's interface, or None for in-memory runs. ``consumers`` receive every event.
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        *,
+        store: Any = None,
+        consumers: Sequence[ev.Consumer] = (),
+        executor: Executor | None = None,
+        max_threads: int | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self._store_arg = store
+        self.store: Any = None
+        self.bus = ev.EventBus(list(consumers))
+        self.executor: Executor = executor or LocalExecutor(max_threads)
+        self._plan: Plan | None = None
+        self._versions: list[Mapping[str, str]] = []
+
+    @property
+    def plan(self) -> Plan:
+        if self._plan is None:
+            raise RelayflowError("the runner is not started: use `async with Runner(...)`")
+        return self._plan
+
+    async def __aenter__(self) -> Runner:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        wf = self.workflow
+        ctx = BuildContext(
+            base_dir=wf.base_dir,
+            workflow_file=wf.file,
+            get_provider=self._provider,
+            reviewers_downstream=reviewers_downstream(wf.agents, wf.depends_on),
+        )
+        if isinstance(self._store_arg, str):
+            from relayflow.store.sql_store import SqlStore
+
+            self.store = SqlStore(self._store_arg)
+        else:
+            self.store = self._store_arg
+        if self.store is not None:
+            self.bus.subscribe(self.store)
+        plan = build_plan(wf, ctx)
+        await self.executor.start()
+        for node in plan.nodes:
+            await node.agent.prepare()
+        self._versions = [dict(node.agent.versions()) for node in plan.nodes]
+        self._plan = plan
+
+    def _provider(self, alias: str) -> Any:
+        from relayflow.models.registry import build_provider
+
+        return build_provider(alias, self.workflow.spec.models.get(alias), self.workflow.base_dir)
+
+    async def close(self) -> None:
+        try:
+            if self._plan is not None:
+                for node in self._plan.nodes:
+                    await node.agent.close()
+            await self.executor.shutdown()
+        finally:
+            if self.store is not None and hasattr(self.store, "close"):
+                self.store.close()
+
+    # ---- one run ----------------------------------------------------------------------------
+
+    async def run(
+        self,
+        data: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        batch_id: str | None = None,
+        item_key: str | None = None,
+    ) -> RunResult:
+        """Carry ``data`` through the workflow. With a batch source in the plan, ``data`` is
+        taken as one record of that source."""
+        plan = self.plan
+        run_id = run_id or new_id()
+        now = time.time()
+        emit = self.bus.emit
+        emit(ev.RunStarted(run_id, self.workflow.name, self.workflow.version, data, now,
+                           batch_id, item_key))
+        handoff = Handoff(data, run_id=run_id)
+        finished: dict[int, Handoff] = {}
+        if plan.source is not None:
+            node = plan.nodes[plan.source]
+            versions = {**self._versions[node.index], "item": item_key or ""}
+            await self._settle(emit(ev.StepFinished(
+                run_id, node.name, node.agent_type, 1, now, now, data, None, NO_USAGE, versions)))
+            finished[node.index] = handoff.followed_by(
+                data, LineageEntry(node.name, node.agent_type, versions))
+        return await self._drive(run_id, handoff, finished, item_key)
+
+    async def resume(self, run_id: str) -> RunResult:
+        """Continue a run from its first unfinished step; finished steps are never run again."""
+        store = self._require_store()
+        record = store.get_run(run_id)
+        if record is None:
+            raise StoreError(f"no run {run_id!r} in {store.url}; see `relayflow runs list`")
+        if record.status == "succeeded":
+            return RunResult(run_id, "succeeded", record.output, item_key=record.item_key)
+        steps = {s.step: s for s in store.steps(run_id)}
+        if record.status == "waiting_review" and steps.get(record.waiting_step or "") is not None:
+            waiting = steps[record.waiting_step or ""]
+            if waiting.status == "escalated":
+                return RunResult(run_id, "waiting_review", None, None, waiting.step,
+                                 record.item_key)
+        plan = self.plan
+        handoff = Handoff(record.input, run_id=run_id)
+        finished: dict[int, Handoff] = {}
+        inputs: dict[int, Handoff] = {}
+        for index in plan.order:
+            node = plan.nodes[index]
+            step = steps.get(node.name)
+            if step is None or step.status != "finished" or step.output is None:
+                continue
+            upstream = [finished[d] for d in node.deps if d in finished]
+            if len(upstream) != len(node.deps):
+                continue
+            before = [inputs.get(d) for d in node.deps]
+            base = merge_handoffs(upstream, before) if upstream else handoff
+            inputs[index] = base
+            finished[index] = base.followed_by(
+                step.output, LineageEntry(node.name, node.agent_type, step.versions),
+                step.confidence, step.flags)
+        self.bus.emit(ev.RunStarted(run_id, record.workflow, record.workflow_version,
+                                    record.input, time.time(), record.batch_id, record.item_key))
+        return await self._drive(run_id, handoff, finished, record.item_key)
+
+    async def decide(
+        self,
+        run_id: str,
+        step: str,
+        decision: Literal["approve", "correct"],
+        output: Mapping[str, Any] | None = None,
+        reviewer: str = "reviewer",
+    ) -> RunResult:
+        """Record a person's decision on an escalated step and resume the run at once."""
+        store = self._require_store()
+        record = store.get_run(run_id)
+        escalated = {s.step: s for s in store.steps(run_id)}.get(step)
+        if record is None or escalated is None or escalated.status != "escalated":
+            raise StoreError(f"run {run_id} has no step {step!r} waiting for review")
+        decided = dict(escalated.output or {}) if decision == "approve" else dict(output or {})
+        node = self.plan.node(step)
+        now = time.time()
+        await self._settle(self.bus.emit(ev.ReviewDecided(
+            run_id, step, decision, decided, reviewer, now, record.workflow, record.item_key)))
+        await self._settle(self.bus.emit(ev.StepFinished(
+            run_id, step, node.agent_type, escalated.attempt, escalated.started or now, now,
+            decided, 1.0, NO_USAGE, {**escalated.versions, "reviewer": reviewer}, (), "human")))
+        return await self.resume(run_id)
+
+    def _require_store(self) -> Any:
+        if self.store is None:
+            raise StoreError("this needs a store: pass store='runs.db' (or a database URL)")
+        return self.store
+
+    async def _drive(
+        self, run_id: str, start: Handoff, finished: dict[int, Handoff], item_key: str | None
+    ) -> RunResult:
+        plan = self.plan
+        try:
+            if plan.linear:
+                outcome = await self._drive_linear(run_id, start, finished)
+            else:
+                outcome = await self._drive_graph(run_id, start, finished)
+        except asyncio.CancelledError:
+            self.bus.emit(ev.RunFinished(run_id, "cancelled", None, "cancelled", time.time()))
+            raise
+        if isinstance(outcome, _Stop):
+            if outcome.status == "waiting_review":
+                return RunResult(run_id, "waiting_review", None, outcome.error, outcome.step,
+                                 item_key)
+            await self._settle(self.bus.emit(
+                ev.RunFinished(run_id, "failed", None, outcome.error, time.time())))
+            return RunResult(run_id, "failed", None, outcome.error, outcome.step, item_key)
+        await self._settle(self.bus.emit(
+            ev.RunFinished(run_id, "succeeded", outcome, None, time.time())))
+        return RunResult(run_id, "succeeded", outcome, None, None, item_key)
+
+    async def _drive_linear(
+        self, run_id: str, handoff: Handoff, finished: dict[int, Handoff]
+    ) -> Mapping[str, Any] | _Stop:
+        nodes = self.plan.nodes
+        for index in self.plan.order:
+            done = finished.get(index)
+            if done is not None:
+                handoff = done
+                continue
+            outcome = await self._step(nodes[index], handoff, run_id)
+            if isinstance(outcome, _Stop):
+                return outcome
+            handoff = outcome
+        return handoff.data
+
+    async def _drive_graph(
+        self, run_id: str, start: Handoff, finished: dict[int, Handoff]
+    ) -> Mapping[str, Any] | _Stop:
+        """Start each step as soon as all its upstream steps have finished."""
+        plan = self.plan
+        running: dict[asyncio.Task[Handoff | _Stop], int] = {}
+        inputs: dict[int, Handoff] = {}
+        stop: _Stop | None = None
+
+        def launch_ready() -> None:
+            for index in plan.order:
+                node = plan.nodes[index]
+                if index in finished or index in running.values():
+                    continue
+                if all(d in finished for d in node.deps):
+                    upstream = [finished[d] for d in node.deps]
+                    before = [inputs.get(d) for d in node.deps]
+                    base = merge_handoffs(upstream, before) if upstream else start
+                    inputs[index] = base
+                    task = asyncio.ensure_future(self._step(node, base, run_id))
+                    running[task] = index
+
+        launch_ready()
+        try:
+            while running:
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    index = running.pop(task)
+                    outcome = task.result()
+                    if isinstance(outcome, _Stop):
+                        if stop is None or outcome.status == "failed":
+                            stop = outcome
+                    else:
+                        finished[index] = outcome
+                if stop is None:
+                    launch_ready()
+        except asyncio.CancelledError:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+        if stop is not None:
+            return stop
+        sinks = [finished[i] for i in plan.sinks]
+        return merge_handoffs(sinks, [inputs.get(i) for i in plan.sinks]).data
+
+    # ---- one step ---------------------------------------------------------------------------
+
+    async def _step(self, node: Node, handoff: Handoff, run_id: str) -> Handoff | _Stop:
+        config = node.config
+        retry = config.retry
+        timeout = config.timeout
+        emit = self.bus.emit
+        static = self._versions[node.index]
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.time()
+            emit(ev.StepStarted(run_id, node.name, attempt, started))
+            info = StepInfo(run_id, node.name, attempt)
+            try:
+                if timeout is None:
+                    result = await self.executor.execute(node, handoff, info)
+                else:
+                    async with asyncio.timeout(timeout):
+                        result = await self.executor.execute(node, handoff, info)
+            except asyncio.CancelledError:
+                emit(ev.StepCancelled(run_id, node.name, time.time()))
+                raise
+            except TimeoutError:
+                error = f"timed out after {timeout:g} s"
+            except (BudgetExceeded, AccessDenied) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                await self._settle(emit(ev.StepFailed(
+                    run_id, node.name, attempt, error, False, time.time())))
+                return _Stop("failed", node.name, error)
+            except Exception as exc:  # an agent's failure is a step outcome, not a crash
+                error = f"{type(exc).__name__}: {exc}"
+            else:
+                verdict = result.verdict
+                if verdict == "ok":
+                    versions = {**static, **result.versions} if result.versions else static
+                    await self._settle(emit(ev.StepFinished(
+                        run_id, node.name, node.agent_type, attempt, started, time.time(),
+                        result.data, result.confidence, result.usage, versions, result.flags)))
+                    return handoff.followed_by(
+                        result.data, LineageEntry(node.name, node.agent_type, versions),
+                        result.confidence, result.flags)
+                if verdict == "escalate":
+                    versions = {**static, **result.versions} if result.versions else static
+                    await self._settle(emit(ev.StepEscalated(
+                        run_id, node.name, node.agent_type, self.workflow.name,
+                        result.reason or "escalated", handoff.data, result.data,
+                        result.confidence, result.usage, versions, time.time())))
+                    return _Stop("waiting_review", node.name, result.reason)
+                if verdict == "fail":
+                    error = result.reason or "the agent failed the item"
+                    await self._settle(emit(ev.StepFailed(
+                        run_id, node.name, attempt, error, False, time.time(), result.usage)))
+                    return _Stop("failed", node.name, error)
+                error = f"asked to retry: {result.reason}"
+            will_retry = attempt < retry.attempts
+            waits = emit(ev.StepFailed(run_id, node.name, attempt, error, will_retry, time.time()))
+            if not will_retry:
+                await self._settle(waits)
+                return _Stop("failed", node.name, f"{node.name}: {error}")
+            await asyncio.sleep(backoff_delay(retry, attempt))
+
+    @staticmethod
+    async def _settle(waits: list[Any]) -> None:
+        if not waits:
+            return
+        if len(waits) == 1:
+            await waits[0]
+        else:
+            await asyncio.gather(*waits)
+
+    # ---- batches ----------------------------------------------------------------------------
+
+    async def run_batch(
+        self,
+        items: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]] | None = None,
+        *,
+        concurrency: int = 8,
+        batch_id: str | None = None,
+        inputs_name: str | None = None,
+    ) -> AsyncIterator[RunResult]:
+        """Run one workflow per item (or per record of the plan's source), at most
+        ``concurrency`` at once, yielding results as runs end. Memory stays flat: items are
+        pulled only as slots free up. With an existing ``batch_id`` and a store, items that
+        already ended are skipped and unfinished runs resume where they stopped."""
+        if concurrency < 1:
+            raise RelayflowError("concurrency must be at least 1")
+        batch_id = batch_id or new_id()
+        known: dict[str, tuple[str, str]] = {}
+        if self.store is not None:
+            known = {key: (rid, status) for key, rid, status in self.store.batch_runs(batch_id)}
+        await self._settle(self.bus.emit(ev.BatchStarted(
+            batch_id, self.workflow.name, str(self.workflow.file), inputs_name, concurrency,
+            time.time())))
+        running: set[asyncio.Task[RunResult]] = set()
+        count = 0
+        status: Literal["finished", "cancelled", "failed"] = "finished"
+        try:
+            async for key, record in self._keyed_items(items):
+                previous = known.get(key)
+                if previous is not None and previous[1] in ("succeeded", "failed"):
+                    continue
+                if previous is not None and previous[1] == "waiting_review":
+                    continue
+                if len(running) >= concurrency:
+                    done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    running -= done
+                    for task in done:
+                        count += 1
+                        yield task.result()
+                if previous is not None:
+                    coro = self.resume(previous[0])
+                else:
+                    coro = self.run(record, batch_id=batch_id, item_key=key)
+                running.add(asyncio.ensure_future(coro))
+            while running:
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                running -= done
+                for task in done:
+                    count += 1
+                    yield task.result()
+        except BaseException:
+            status = "cancelled"
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+        finally:
+            self.bus.emit(ev.BatchFinished(batch_id, status, count, time.time()))
+
+    async def _keyed_items(
+        self, items: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]] | None
+    ) -> AsyncIterator[tuple[str, Mapping[str, Any]]]:
+        if items is None:
+            plan = self.plan
+            if plan.source is None:
+                raise RelayflowError(
+                    f"{self.workflow.file}: the workflow has no source agent; "
+                    "give inputs (--input or --inputs)")
+            agent = plan.nodes[plan.source].agent
+            assert isinstance(agent, SourceAgent)
+            keyed = getattr(agent, "keyed_records", None)
+            if keyed is not None:
+                async for key, record in keyed():
+                    yield key, record
+            else:
+                index = 0
+                async for record in agent.records():
+                    yield f"{index}", record
+                    index += 1
+            return
+        if isinstance(items, AsyncIterable):
+            index = 0
+            async for record in items:
+                yield _item_key(record, index), record
+                index += 1
+        else:
+            for index, record in enumerate(items):
+                yield _item_key(record, index), record
+
+
+def _item_key(record: Mapping[str, Any], index: int) -> str:
+    key = record.get("id") if isinstance(record, Mapping) else None
+    return f"{index}:{key}" if key is not None else str(index)
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog's recommendation)."""
+    delay = min(policy.max_backoff, policy.backoff * (2 ** (attempt - 1)))
+    return random.uniform(0, delay) if policy.jitter else delay

@@ -1,0 +1,257 @@
+"""Tests of the inference agent against a fake provider: prompts, output modes, usage, versions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import FakeProvider, completion  # tests/agents is on sys.path (no __init__.py)
+
+from relayflow.agents.base import BuildContext, Result, StepInfo, Usage
+from relayflow.agents.inference import InferenceAgent
+from relayflow.engine.handoff import Handoff
+from relayflow.errors import AgentError, ProviderTimeout
+from relayflow.models.base import Prediction, Price
+from relayflow.prompts.templates import prompt_hash
+from relayflow.spec.models import InferenceConfig
+
+STEP = StepInfo(run_id="r1", step="infer", attempt=1)
+
+
+def build(tmp_path: Path, fake: FakeProvider, **settings: Any) -> InferenceAgent:
+    aliases: list[str] = []
+
+    def get_provider(alias: str) -> FakeProvider:
+        aliases.append(alias)
+        return fake
+
+    config = InferenceConfig(name="infer", type="inference", model="smol", **settings)
+    ctx = BuildContext(base_dir=tmp_path, workflow_file=None, get_provider=get_provider)
+    agent = InferenceAgent(config, ctx)
+    asyncio.run(agent.prepare())
+    assert aliases == ["smol"]
+    return agent
+
+
+def run(agent: InferenceAgent, data: dict[str, Any], confidence: float | None = None) -> Result:
+    return asyncio.run(agent.run(Handoff(data=data, run_id="r1", confidence=confidence), STEP))
+
+
+def test_text_mode_renders_template_file_and_calls_provider(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "q.jinja").write_text(
+        "Customer {{ data.name }} asks: {{ question }} ({{ confidence }})", encoding="utf-8"
+    )
+    fake = FakeProvider([completion("  Reset your password.\n", confidence=0.8)])
+    agent = build(
+        tmp_path,
+        fake,
+        prompt_template="templates/q.jinja",
+        system="Be brief.",
+        max_tokens=64,
+        temperature=0.3,
+    )
+    result = run(agent, {"name": "Ann", "question": "login?"}, confidence=0.5)
+
+    (request,) = fake.requests
+    assert request.prompt == "Customer Ann asks: login? (0.5)"
+    assert request.system == "Be brief."
+    assert (request.max_tokens, request.temperature) == (64, 0.3)
+    assert request.labels is None and request.json_schema is None
+    assert result.data == {"name": "Ann", "question": "login?", "output": "Reset your password."}
+    assert result.confidence == 0.8
+    assert result.verdict == "ok"
+
+
+def test_missing_variable_fails_before_calling_the_model(tmp_path: Path) -> None:
+    fake = FakeProvider([completion("never")])
+    agent = build(tmp_path, fake, prompt="Summarize {{ data.body }}")
+    with pytest.raises(AgentError, match=r"<inline prompt>.*has no attribute 'body'"):
+        run(agent, {"title": "t"})
+    assert fake.requests == []
+
+
+def test_usage_and_cost_come_from_completion_and_price(tmp_path: Path) -> None:
+    fake = FakeProvider(
+        [completion("hi", input_tokens=1000, output_tokens=500, seconds=1.5)],
+        price=Price(input_per_1m=2.0, output_per_1m=8.0, per_call=0.001),
+    )
+    result = run(build(tmp_path, fake, prompt="say hi"), {})
+    assert result.usage == Usage(
+        input_tokens=1000,
+        output_tokens=500,
+        model_calls=1,
+        model_seconds=1.5,
+        cost=pytest.approx(1000 * 2.0 / 1e6 + 500 * 8.0 / 1e6 + 0.001),
+    )
+
+
+def test_label_mode_uses_the_provider_label(tmp_path: Path) -> None:
+    fake = FakeProvider([completion("billing (I think)", label="billing")])
+    agent = build(
+        tmp_path,
+        fake,
+        prompt="Classify: {{ text }}",
+        output="label",
+        labels=["billing", "technical"],
+        output_field="intent",
+    )
+    result = run(agent, {"text": "charged twice"})
+    assert fake.requests[0].labels == ["billing", "technical"]
+    assert result.data["intent"] == "billing"
+
+
+def test_label_mode_accepts_text_that_is_a_label(tmp_path: Path) -> None:
+    fake = FakeProvider([completion(" technical\n")])
+    agent = build(tmp_path, fake, prompt="x", output="label", labels=["billing", "technical"])
+    assert run(agent, {})["output" and "data"] if False else run_label(agent) == "technical"
+
+
+def run_label(agent: InferenceAgent) -> Any:
+    return run(agent, {}).data["output"]
+
+
+def test_label_not_in_set_is_an_agent_error(tmp_path: Path) -> None:
+    fake = FakeProvider([completion("refund")])
+    agent = build(tmp_path, fake, prompt="x", output="label", labels=["billing", "technical"])
+    with pytest.raises(AgentError, match="model answered 'refund', not one of the labels"):
+        run(agent, {})
+
+
+def test_label_mode_without_labels_is_rejected_at_prepare(tmp_path: Path) -> None:
+    with pytest.raises(AgentError, match="output: label needs a list of labels"):
+        build(tmp_path, FakeProvider(), prompt="x", output="label")
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"sentiment": {"enum": ["pos", "neg"]}, "score": {"type": "number"}},
+    "required": ["sentiment", "score"],
+}
+
+
+def test_json_mode_parses_and_validates_against_schema_file(tmp_path: Path) -> None:
+    (tmp_path / "out.json").write_text(json.dumps(SCHEMA), encoding="utf-8")
+    fake = FakeProvider([completion('```json\n{"sentiment": "pos", "score": 0.9}\n```')])
+    agent = build(tmp_path, fake, prompt="x", output="json", output_schema="out.json")
+    result = run(agent, {"id": 3})
+    assert fake.requests[0].json_schema == SCHEMA
+    assert result.data == {"id": 3, "output": {"sentiment": "pos", "score": 0.9}}
+
+
+def test_json_mode_invalid_json_shows_the_start_of_the_answer(tmp_path: Path) -> None:
+    text = "Sure! Here it is: {sentiment: pos" + "x" * 500
+    fake = FakeProvider([completion(text)])
+    agent = build(tmp_path, fake, prompt="x", output="json")
+    with pytest.raises(AgentError, match="not valid JSON") as info:
+        run(agent, {})
+    assert "Sure! Here it is" in str(info.value)
+    assert "x" * 200 not in str(info.value)
+
+
+def test_json_mode_schema_violation_names_the_path(tmp_path: Path) -> None:
+    fake = FakeProvider([completion('{"sentiment": "meh", "score": 1}')])
+    agent = build(tmp_path, fake, prompt="x", output="json", output_schema=SCHEMA)
+    with pytest.raises(AgentError, match=r"breaks output_schema at \$\.sentiment: 'meh' is not"):
+        run(agent, {})
+
+
+def test_json_mode_without_schema_accepts_any_json(tmp_path: Path) -> None:
+    fake = FakeProvider([completion("[1, 2]")])
+    result = run(build(tmp_path, fake, prompt="x", output="json"), {})
+    assert result.data["output"] == [1, 2]
+    assert fake.requests[0].json_schema is None
+
+
+def test_invalid_output_schema_is_rejected_at_prepare(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text('{"type": "no-such-type"}', encoding="utf-8")
+    with pytest.raises(AgentError, match=r"output_schema .*bad\.json: not a valid JSON Schema"):
+        build(tmp_path, FakeProvider(), prompt="x", output="json", output_schema="bad.json")
+
+
+def test_prompt_and_template_are_mutually_exclusive(tmp_path: Path) -> None:
+    with pytest.raises(AgentError, match="exactly one of prompt_template"):
+        build(tmp_path, FakeProvider())
+    (tmp_path / "t.jinja").write_text("x", encoding="utf-8")
+    with pytest.raises(AgentError, match="exactly one of prompt_template"):
+        build(tmp_path, FakeProvider(), prompt="x", prompt_template="t.jinja")
+
+
+def test_missing_template_file_is_an_agent_error(tmp_path: Path) -> None:
+    with pytest.raises(AgentError, match=r"cannot read prompt template .*missing\.jinja"):
+        build(tmp_path, FakeProvider(), prompt_template="missing.jinja")
+
+
+def test_versions_follow_template_text_and_rendered_prompt(tmp_path: Path) -> None:
+    path = tmp_path / "t.jinja"
+    path.write_text("Q: {{ q }}", encoding="utf-8")
+    fake = FakeProvider([completion("a"), completion("b")], name="smollm2", version="v7")
+    first = build(tmp_path, fake, prompt_template="t.jinja")
+    result = run(first, {"q": "why"})
+    assert result.versions == {
+        "prompt": prompt_hash("Q: why"),
+        "model": "smollm2",
+        "model_version": "v7",
+    }
+    path.write_text("Question: {{ q }}", encoding="utf-8")
+    second = build(tmp_path, fake, prompt_template="t.jinja")
+    assert first.versions()["model"] == second.versions()["model"] == "smol"
+    assert first.versions()["template"] == prompt_hash("Q: {{ q }}")
+    assert second.versions()["template"] == prompt_hash("Question: {{ q }}")
+    assert run(second, {"q": "why"}).versions["prompt"] == prompt_hash("Question: why")
+
+
+def test_provider_errors_pass_through_unchanged(tmp_path: Path) -> None:
+    error = ProviderTimeout("smol did not answer in 60 s")
+    fake = FakeProvider([error])
+    with pytest.raises(ProviderTimeout) as info:
+        run(build(tmp_path, fake, prompt="x"), {})
+    assert info.value is error
+
+
+def test_tabular_mode_predicts_from_features(tmp_path: Path) -> None:
+    fake = FakeProvider(
+        predictions=[
+            Prediction(
+                label="fraud",
+                probabilities={"fraud": 0.7, "ok": 0.3},
+                seconds=0.01,
+                model="rf",
+            )
+        ],
+        price=Price(per_call=0.0002),
+    )
+    agent = build(tmp_path, fake, features=["amount", "country"], output_field="verdict")
+    result = run(agent, {"id": 9, "amount": 120.5, "country": "FR", "note": "x"})
+    assert fake.rows == [{"amount": 120.5, "country": "FR"}]
+    assert fake.requests == []
+    assert result.data == {
+        "id": 9,
+        "amount": 120.5,
+        "country": "FR",
+        "note": "x",
+        "verdict": "fraud",
+        "verdict_probabilities": {"fraud": 0.7, "ok": 0.3},
+    }
+    assert result.confidence == 0.7
+    assert result.usage == Usage(model_calls=1, model_seconds=0.01, cost=pytest.approx(0.0002))
+    assert result.versions == {"model": "fake", "model_version": "fake-1"}
+    assert agent.versions() == {"model": "smol"}
+
+
+def test_tabular_mode_prefers_the_provider_confidence(tmp_path: Path) -> None:
+    fake = FakeProvider(predictions=[Prediction(label=1, probabilities={"1": 0.6}, confidence=0.9)])
+    result = run(build(tmp_path, fake, features=["a"]), {"a": 1})
+    assert result.confidence == 0.9
+    assert result.data["output"] == 1
+
+
+def test_tabular_mode_missing_feature_names_it(tmp_path: Path) -> None:
+    fake = FakeProvider(predictions=[Prediction(label="ok")])
+    agent = build(tmp_path, fake, features=["amount", "country"])
+    with pytest.raises(AgentError, match=r"feature 'country' is missing from the handoff"):
+        run(agent, {"amount": 1})
+    assert fake.rows == []
