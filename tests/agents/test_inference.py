@@ -80,13 +80,10 @@ def test_usage_and_cost_come_from_completion_and_price(tmp_path: Path) -> None:
         price=Price(input_per_1m=2.0, output_per_1m=8.0, per_call=0.001),
     )
     result = run(build(tmp_path, fake, prompt="say hi"), {})
-    assert result.usage == Usage(
-        input_tokens=1000,
-        output_tokens=500,
-        model_calls=1,
-        model_seconds=1.5,
-        cost=pytest.approx(1000 * 2.0 / 1e6 + 500 * 8.0 / 1e6 + 0.001),
-    )
+    usage = result.usage
+    assert (usage.input_tokens, usage.output_tokens, usage.model_calls) == (1000, 500, 1)
+    assert usage.model_seconds == 1.5
+    assert usage.cost == pytest.approx(1000 * 2.0 / 1e6 + 500 * 8.0 / 1e6 + 0.001)
 
 
 def test_label_mode_uses_the_provider_label(tmp_path: Path) -> None:
@@ -107,11 +104,14 @@ def test_label_mode_uses_the_provider_label(tmp_path: Path) -> None:
 def test_label_mode_accepts_text_that_is_a_label(tmp_path: Path) -> None:
     fake = FakeProvider([completion(" technical\n")])
     agent = build(tmp_path, fake, prompt="x", output="label", labels=["billing", "technical"])
-    assert run(agent, {})["output" and "data"] if False else run_label(agent) == "technical"
+    assert run(agent, {}).data["output"] == "technical"
 
 
-def run_label(agent: InferenceAgent) -> Any:
-    return run(agent, {}).data["output"]
+def test_label_mode_rejects_a_provider_label_outside_the_set(tmp_path: Path) -> None:
+    fake = FakeProvider([completion("billing", label="sales")])
+    agent = build(tmp_path, fake, prompt="x", output="label", labels=["billing", "technical"])
+    with pytest.raises(AgentError, match="model answered 'sales'"):
+        run(agent, {})
 
 
 def test_label_not_in_set_is_an_agent_error(tmp_path: Path) -> None:
@@ -237,7 +237,9 @@ def test_tabular_mode_predicts_from_features(tmp_path: Path) -> None:
         "verdict_probabilities": {"fraud": 0.7, "ok": 0.3},
     }
     assert result.confidence == 0.7
-    assert result.usage == Usage(model_calls=1, model_seconds=0.01, cost=pytest.approx(0.0002))
+    assert result.usage == Usage(
+        model_calls=1, model_seconds=0.01, cost=Price(per_call=0.0002).cost(0, 0)
+    )
     assert result.versions == {"model": "fake", "model_version": "fake-1"}
     assert agent.versions() == {"model": "smol"}
 

@@ -6,7 +6,8 @@ import abc
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from relayflow.engine.handoff import Handoff
@@ -39,14 +40,16 @@ class Usage:
 NO_USAGE = Usage()
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+NO_VERSIONS: Mapping[str, str] = MappingProxyType({})
+
+
+class Result(NamedTuple):
     """What a step returns. ``data`` replaces the handoff's payload for the steps downstream.
 
     ``verdict`` is how the step judged itself: ``escalate`` parks the run for a human reviewer
     (with ``reason``), ``retry`` asks the runner to try the step again, ``fail`` ends the run.
     ``versions`` are the per-call versions (rendered prompt hash, model version) added to the
-    agent's static versions in the step's event.
+    agent's static versions in the step's event. (A named tuple: one is built per step.)
     """
 
     data: Mapping[str, Any]
@@ -54,13 +57,12 @@ class Result:
     usage: Usage = NO_USAGE
     verdict: Verdict = "ok"
     reason: str = ""
-    versions: Mapping[str, str] = field(default_factory=dict)
+    versions: Mapping[str, str] = NO_VERSIONS
     #: reasons for a human to look, carried downstream to a ``human_review`` step
     flags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class StepInfo:
+class StepInfo(NamedTuple):
     """The frozen view of the step being executed that an agent may read."""
 
     run_id: str

@@ -1,5 +1,8 @@
 """The one event stream: every fact about a run, in order, for every consumer.
 
+Events are immutable named tuples: they are built on the hot path of every step, and a
+named tuple costs a third of a frozen dataclass to create.
+
 The store, the progress display, telemetry and the benchmarks all read these events; nothing
 else reaches into the runner. A consumer's ``handle`` may return an awaitable: the runner awaits
 it before it lets a finished step's dependents start, which is how the store makes each step
@@ -9,8 +12,7 @@ durable (and how one commit covers every step that finished meanwhile).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from relayflow.agents.base import Usage
 
@@ -18,8 +20,7 @@ RunStatus = Literal["running", "waiting_review", "succeeded", "failed", "cancell
 Actor = Literal["agent", "human"]
 
 
-@dataclass(frozen=True, slots=True)
-class RunStarted:
+class RunStarted(NamedTuple):
     run_id: str
     workflow: str
     workflow_version: str
@@ -29,16 +30,14 @@ class RunStarted:
     item_key: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StepStarted:
+class StepStarted(NamedTuple):
     run_id: str
     step: str
     attempt: int
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
-class StepFinished:
+class StepFinished(NamedTuple):
     run_id: str
     step: str
     agent_type: str
@@ -53,19 +52,17 @@ class StepFinished:
     actor: Actor = "agent"
 
 
-@dataclass(frozen=True, slots=True)
-class StepFailed:
+class StepFailed(NamedTuple):
     run_id: str
     step: str
     attempt: int
     error: str
     will_retry: bool
     ts: float
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = Usage()
 
 
-@dataclass(frozen=True, slots=True)
-class StepEscalated:
+class StepEscalated(NamedTuple):
     """A step asked for a person: the run parks as ``waiting_review`` until a decision."""
 
     run_id: str
@@ -81,15 +78,13 @@ class StepEscalated:
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
-class StepCancelled:
+class StepCancelled(NamedTuple):
     run_id: str
     step: str
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
-class RunFinished:
+class RunFinished(NamedTuple):
     run_id: str
     status: RunStatus
     output: Mapping[str, Any] | None
@@ -97,8 +92,7 @@ class RunFinished:
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
-class ReviewDecided:
+class ReviewDecided(NamedTuple):
     """A person decided an escalated step; the decision resumes the run and becomes a label."""
 
     run_id: str
@@ -111,8 +105,7 @@ class ReviewDecided:
     item_key: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class BatchStarted:
+class BatchStarted(NamedTuple):
     batch_id: str
     workflow: str
     workflow_file: str
@@ -121,8 +114,7 @@ class BatchStarted:
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
-class BatchFinished:
+class BatchFinished(NamedTuple):
     batch_id: str
     status: Literal["finished", "cancelled", "failed"]
     runs: int

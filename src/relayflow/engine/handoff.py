@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class LineageEntry:
+NO_VERSIONS: Mapping[str, str] = MappingProxyType({})
+
+
+class LineageEntry(NamedTuple):
     """Which step wrote into the handoff, and the versions (script/prompt/model) that shaped it."""
 
     step: str
     agent_type: str
-    versions: Mapping[str, str] = field(default_factory=dict)
+    versions: Mapping[str, str] = NO_VERSIONS
 
 
-@dataclass(frozen=True, slots=True)
-class Handoff:
+class Handoff(NamedTuple):
     """What an agent receives: ``data`` is the payload, ``lineage`` the steps that produced it.
 
     A step never mutates a handoff; the runner builds the next one from the step's result.
+    (A named tuple, not a dataclass: one is built per step on the hot path.)
     """
 
     data: Mapping[str, Any]

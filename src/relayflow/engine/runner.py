@@ -4,8 +4,9 @@ stream everything that happens. It never writes to a store or a screen itself.""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import random
-import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,9 +24,13 @@ from relayflow.spec.models import RetryPolicy
 FinalStatus = Literal["succeeded", "failed", "cancelled", "waiting_review"]
 
 
+_ID_PREFIX = os.urandom(2).hex()
+_ID_COUNTER = itertools.count(random.randrange(1 << 16))
+
+
 def new_id() -> str:
-    """Time-ordered, 16 hex characters: sortable in listings, short enough to type."""
-    return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(3)}"[-16:]
+    """Time-ordered and unique: milliseconds, a per-process prefix and a counter (20 hex)."""
+    return f"{time.time_ns() // 1_000_000:011x}{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFF:05x}"[-20:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +150,10 @@ class Runner:
         if plan.source is not None:
             node = plan.nodes[plan.source]
             versions = {**self._versions[node.index], "item": item_key or ""}
-            await self._settle(emit(ev.StepFinished(
-                run_id, node.name, node.agent_type, 1, now, now, data, None, NO_USAGE, versions)))
+            # Not awaited: nothing ran, the record is the run's input; it is committed with
+            # the next step.
+            emit(ev.StepFinished(
+                run_id, node.name, node.agent_type, 1, now, now, data, None, NO_USAGE, versions))
             finished[node.index] = handoff.followed_by(
                 data, LineageEntry(node.name, node.agent_type, versions))
         return await self._drive(run_id, handoff, finished, item_key)

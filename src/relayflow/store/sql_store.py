@@ -81,6 +81,8 @@ class SqlStore:
             raise StoreError(f"cannot open the store at {self.url}: {exc}") from exc
         self._buffer: list[tuple[_Statement, dict[str, Any]]] = []
         self._waiter: asyncio.Future[None] | None = None
+        self._lazy: asyncio.TimerHandle | None = None
+        self._lazy_error: StoreError | None = None
         self._compile_statements()
 
     @staticmethod
@@ -199,7 +201,11 @@ class SqlStore:
                 "b_error": event.error, "b_ended": event.ts, "b_waiting": None,
                 "b_updated": event.ts,
             }))
-            return self._durable()
+            # No barrier: a run whose steps are all durable is finished again, without running
+            # anything, if the process dies before this row lands. Committed soon or with the
+            # next step.
+            self._flush_later()
+            return None
         return self._handle_rare(event)
 
     def _handle_rare(self, event: ev.Event) -> asyncio.Future[None] | None:
@@ -210,6 +216,7 @@ class SqlStore:
         if isinstance(event, ev.StepCancelled):
             self._buffer.append((self._step_upsert, self._plain_step_row(
                 event.run_id, event.step, "cancelled", 0, "cancelled", event.ts)))
+            self._flush_later()
             return None
         if isinstance(event, ev.StepEscalated):
             self._write_escalation(event)
@@ -301,9 +308,30 @@ class SqlStore:
             loop.call_soon(self._flush_soon)
         return self._waiter
 
+    def _flush_later(self, delay: float = 0.05) -> None:
+        """Commit within ``delay`` seconds, for writes nobody waits on."""
+        if self._lazy is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._lazy = loop.call_later(delay, self._flush_lazily)
+
+    def _flush_lazily(self) -> None:
+        self._lazy = None
+        try:
+            self.flush()
+        except StoreError as exc:  # raised again at the next durable write
+            self._lazy_error = exc
+
     def _flush_soon(self) -> None:
         waiter, self._waiter = self._waiter, None
         try:
+            if self._lazy_error is not None:
+                error, self._lazy_error = self._lazy_error, None
+                raise error
             self.flush()
         except StoreError as exc:
             if waiter is not None and not waiter.done():
@@ -334,6 +362,9 @@ class SqlStore:
             raise StoreError(f"cannot write to the store at {self.url}: {exc}") from exc
 
     def close(self) -> None:
+        if self._lazy is not None:
+            self._lazy.cancel()
+            self._lazy = None
         try:
             self.flush()
         finally:

@@ -1,0 +1,40 @@
+# The two commands of the README: `make demo` and `make test`. Both install into .venv first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+EXTRAS := llm,openai,s3,http,parquet,sklearn,postgres,dev
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: install demo test check bench clean
+
+install: $(STAMP)
+
+# llama-cpp-python compiles from source (about 9 minutes on 2 cores); pip caches the wheel,
+# so later installs take seconds.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[$(EXTRAS)]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: install
+	$(VENV)/bin/relayflow run examples/customer_support/workflow.yaml --limit 12 \
+		--concurrency 2 --store .relayflow/demo.db
+
+test: install
+	source scripts/test-services.sh && $(VENV)/bin/pytest -q
+
+check: install
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PIP) install --quiet -e '.[$(EXTRAS),bench]'
+	$(PY) benchmarks/orchestration.py
+	$(PY) benchmarks/import_time.py
+
+clean:
+	rm -rf .relayflow .pytest_cache .mypy_cache .ruff_cache
