@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeProvider  # tests/agents is on sys.path (no __init__.py)
+from tests.agents.fakes import FakeProvider  # tests/agents is on sys.path (no __init__.py)
 
 from relayflow.agents.base import BuildContext, Result, StepInfo
 from relayflow.agents.human_review import HumanReviewAgent, check_expression

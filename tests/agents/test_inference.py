@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeProvider, completion  # tests/agents is on sys.path (no __init__.py)
+from tests.agents.fakes import FakeProvider, completion  # tests/agents is on sys.path (no __init__.py)
 
 from relayflow.agents.base import BuildContext, Result, StepInfo, Usage
 from relayflow.agents.inference import InferenceAgent

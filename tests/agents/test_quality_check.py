@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeProvider  # tests/agents is on sys.path (no __init__.py)
+from tests.agents.fakes import FakeProvider  # tests/agents is on sys.path (no __init__.py)
 
 from relayflow.agents.base import BuildContext, Result, StepInfo
 from relayflow.agents.quality_check import QualityCheckAgent, check_ruleset_file

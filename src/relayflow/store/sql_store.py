@@ -58,7 +58,12 @@ class _Statement:
         self.keys: list[str] = list(compiled.positiontup or [])
         # literal values written into the statement itself (``status == 'pending'``) are
         # anonymous binds; their values come from the compiled statement, not the row
-        self.fixed = {k: v for k, v in compiled.params.items() if k.startswith("param_")}
+        self.fixed = {
+            name: bind.effective_value
+            for name, bind in compiled.binds.items()
+            if not bind.required and not bind.callable and bind.value is not None
+            or name.startswith("param_")
+        }
 
     def params(self, row: Mapping[str, Any]) -> Any:
         if self.positional:
