@@ -1,0 +1,324 @@
+"""The retrieval agent: streams records from a file, folder, glob, S3 prefix or URL (a batch
+source), or loads the file a template names from the handoff (a lookup)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import islice
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from relayflow.agents.base import BuildContext, Result, SourceAgent, StepInfo
+from relayflow.agents.formats import READERS, Format, compression_of, format_of, load_json
+from relayflow.errors import AgentError
+from relayflow.spec.models import AgentConfig, RetrievalConfig
+
+if TYPE_CHECKING:
+    from relayflow.engine.handoff import Handoff
+
+T = TypeVar("T")
+
+#: records pulled per worker-thread hop: large enough to amortise the hop, small in memory
+CHUNK = 256
+
+_LOCAL = ("file", "local")
+_EXTRAS = {"s3fs": "s3", "aiohttp": "http", "pyarrow": "parquet"}
+
+
+def item_key(record: Mapping[str, Any], path: str, index: int) -> str:
+    """The stable key of a source record: the file it came from and its position in that file."""
+    return f"{path}#{index}"
+
+
+def is_template(source: str) -> bool:
+    return "{{" in source or "{%" in source
+
+
+@lru_cache(maxsize=1)
+def _environment() -> ImmutableSandboxedEnvironment:
+    # sandboxed, and immutable so that a template cannot change the handoff it reads
+    return ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+def _hint(url: str) -> str:
+    if url.startswith("s3://"):
+        return "check the bucket and prefix, and the credentials in storage_options"
+    if url.startswith(("http://", "https://")):
+        return "check the URL"
+    return "check source (relative paths start at the workflow file's folder)"
+
+
+def _converted(exc: BaseException, url: str) -> AgentError:
+    """A library error met while listing or reading ``url``, as a one-line AgentError."""
+    if isinstance(exc, FileNotFoundError):
+        return AgentError(f"file not found: {url} — {_hint(url)}")
+    if isinstance(exc, PermissionError):
+        return AgentError(f"access denied to {url} — {_hint(url)}")
+    if isinstance(exc, UnicodeDecodeError):
+        return AgentError(
+            f"{url}: not UTF-8 text ({exc.reason} at byte {exc.start}) — save the file as UTF-8"
+        )
+    if isinstance(exc, ImportError):
+        extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+        fix = f"pip install 'relayflow[{extra}]'" if extra else "install the package it names"
+        return AgentError(f"reading {url} needs a package that is not installed ({exc}) — {fix}")
+    return AgentError(f"cannot read {url}: {type(exc).__name__}: {exc} — {_hint(url)}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Location:
+    """A source resolved to an fsspec filesystem and the path that filesystem understands."""
+
+    fs: Any
+    path: str
+    url: str
+
+    @property
+    def local(self) -> bool:
+        protocol = self.fs.protocol
+        return bool(set(protocol if isinstance(protocol, tuple) else (protocol,)) & set(_LOCAL))
+
+    @property
+    def http(self) -> bool:
+        return self.url.startswith(("http://", "https://"))
+
+    def show(self, path: str) -> str:
+        """How a file of this location is named in keys, records and errors."""
+        return path if self.local or self.http else str(self.fs.unstrip_protocol(path))
+
+
+async def _stream(items: Generator[T, None, None]) -> AsyncGenerator[T, None]:
+    """Pull ``items`` (blocking I/O) in chunks from worker threads, closing it when done."""
+    lock = threading.Lock()  # close() must wait for a chunk still being read
+
+    def take() -> list[T]:
+        with lock:
+            return list(islice(items, CHUNK))
+
+    def close() -> None:
+        with lock:
+            items.close()
+
+    try:
+        while True:
+            chunk = await asyncio.to_thread(take)
+            for item in chunk:
+                yield item
+            if len(chunk) < CHUNK:
+                return
+    finally:
+        await asyncio.to_thread(close)
+
+
+class _Missing:
+    """Marks a lookup that found nothing."""
+
+
+_MISSING = _Missing()
+
+
+class RetrievalAgent(SourceAgent):
+    """Read jsonl, json, csv, parquet or text through fsspec.
+
+    With no upstream it is the batch source (``records``/``keyed_records`` stream every record);
+    with an upstream, ``run`` renders ``source`` from the handoff and puts the loaded file under
+    ``into``.
+    """
+
+    type_name: ClassVar[str] = "retrieval"
+    Config: ClassVar[type[AgentConfig]] = RetrievalConfig
+    config: RetrievalConfig
+
+    def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:
+        if not isinstance(config, RetrievalConfig):
+            config = RetrievalConfig.model_validate(config.model_dump())
+        super().__init__(config, ctx)
+        self._template: jinja2.Template | None = None
+
+    def versions(self) -> Mapping[str, str]:
+        return {"source": self.config.source}
+
+    async def prepare(self) -> None:
+        self._compiled()
+
+    # -- the batch source -------------------------------------------------------------------
+
+    async def records(self) -> AsyncGenerator[dict[str, Any], None]:
+        async with aclosing(self.keyed_records()) as items:
+            async for _key, record in items:
+                yield record
+
+    async def keyed_records(self) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
+        """Every record with its stable key (``item_key``), streamed, at most ``limit``."""
+        if is_template(self.config.source):
+            raise AgentError(
+                f"step {self.name}: source {self.config.source!r} is a template, so this step "
+                "is a lookup — give it an upstream (depends_on) or a plain path"
+            )
+        async with aclosing(_stream(self._keyed(self.config.source))) as items:
+            async for item in items:
+                yield item
+
+    def _keyed(self, source: str) -> Generator[tuple[str, dict[str, Any]], None, None]:
+        loc = self._locate(source)
+        files = self._files(loc)
+        if not files:
+            where = f"{loc.url} matching {self.config.glob!r}" if self.config.glob else loc.url
+            raise AgentError(f"no files found at {where} — {_hint(loc.url)}")
+        limit, count = self.config.limit, 0
+        for path in files:
+            shown = loc.show(path)
+            fmt = format_of(shown, self.config.format)
+            for index, value in enumerate(self._read(loc, path, fmt)):
+                record = value if isinstance(value, dict) else {"value": value}
+                yield item_key(record, shown, index), record
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+
+    # -- the lookup -------------------------------------------------------------------------
+
+    async def run(self, handoff: Handoff, step: StepInfo) -> Result:
+        source = self._render(handoff.data)
+        loaded = await asyncio.to_thread(self._load, source)
+        if isinstance(loaded, _Missing):
+            if self.config.missing == "fail":
+                raise AgentError(
+                    f"step {self.name}: nothing found at {source} — check source "
+                    f"({self.config.source!r}) or set missing: empty"
+                )
+            loaded = None
+        return Result(data={**handoff.data, self.config.into: loaded})
+
+    def _compiled(self) -> jinja2.Template | None:
+        if self._template is None and is_template(self.config.source):
+            try:
+                self._template = _environment().from_string(self.config.source)
+            except jinja2.TemplateSyntaxError as exc:
+                raise AgentError(
+                    f"step {self.name}: source {self.config.source!r}: template syntax error: "
+                    f"{exc.message} — fix the Jinja syntax"
+                ) from exc
+        return self._template
+
+    def _render(self, data: Mapping[str, Any]) -> str:
+        template = self._compiled()
+        if template is None:
+            return self.config.source
+        context = {k: v for k, v in data.items() if isinstance(k, str)}
+        context["data"] = data
+        try:
+            rendered = template.render(context).strip()
+        except jinja2.UndefinedError as exc:
+            raise AgentError(
+                f"step {self.name}: source {self.config.source!r}: {exc.message}; the handoff "
+                f"has {', '.join(sorted(context)) or 'no keys'} — fix the template"
+            ) from exc
+        except jinja2.TemplateError as exc:
+            raise AgentError(
+                f"step {self.name}: source {self.config.source!r}: {exc} — fix the template"
+            ) from exc
+        if not rendered:
+            raise AgentError(
+                f"step {self.name}: source {self.config.source!r} rendered to an empty path "
+                "— check the handoff fields it uses"
+            )
+        return rendered
+
+    def _load(self, source: str) -> Any:
+        """Everything at ``source``: a list of records, the value of a lone .json file, the
+        record of a lone text file, or _MISSING."""
+        loc = self._locate(source)
+        try:
+            files = self._files(loc)
+            if not files:
+                return _MISSING
+            parts: list[tuple[Format, list[Any]]] = []
+            for path in files:
+                fmt = format_of(loc.show(path), self.config.format)
+                parts.append((fmt, list(self._read(loc, path, fmt, whole=True))))
+        except AgentError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):
+                return _MISSING
+            raise
+        if len(parts) == 1 and parts[0][0] in ("json", "text"):
+            return parts[0][1][0]
+        loaded: list[Any] = []
+        for fmt, values in parts:
+            for value in values:
+                loaded.extend(value if fmt == "json" and isinstance(value, list) else (value,))
+        return loaded[: self.config.limit] if self.config.limit else loaded
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _locate(self, source: str) -> _Location:
+        import fsspec
+
+        if "://" not in source:
+            source = str(self.ctx.resolve(source))
+        try:
+            fs, path = fsspec.core.url_to_fs(source, **self.config.storage_options)
+        except Exception as exc:  # ImportError (s3fs/aiohttp), ValueError (unknown protocol)
+            if isinstance(exc, ValueError) and "protocol" in str(exc).lower():
+                raise AgentError(
+                    f"cannot read {source}: unknown protocol — use a local path, file://, "
+                    "s3:// or http(s)://"
+                ) from exc
+            raise _converted(exc, source) from exc
+        return _Location(fs, path, source)
+
+    def _files(self, loc: _Location) -> list[str]:
+        """The files at ``loc``: itself, or the sorted files of a folder or glob."""
+        glob = self.config.glob
+        if loc.http:
+            if glob:
+                raise AgentError(f"glob: cannot list {loc.url} — name each file's URL in source")
+            return [loc.path]
+        try:
+            if any(c in loc.path for c in "*?["):
+                found = loc.fs.glob(loc.path, detail=True)
+            elif loc.fs.isdir(loc.path):
+                folder = loc.path.rstrip("/")
+                found = (
+                    loc.fs.glob(f"{folder}/{glob}", detail=True)
+                    if glob
+                    else loc.fs.find(folder, detail=True)
+                )
+            elif glob:
+                raise AgentError(
+                    f"glob: {loc.url} is not a folder — point source at the folder "
+                    "the glob applies to"
+                )
+            else:
+                return [loc.path]
+        except AgentError:
+            raise
+        except Exception as exc:
+            raise _converted(exc, loc.url) from exc
+        return sorted(
+            path
+            for path, info in found.items()
+            if info.get("type") == "file"
+            and not path.endswith("/")
+            and not path.rsplit("/", 1)[-1].startswith(".")
+        )
+
+    def _read(self, loc: _Location, path: str, fmt: Format, whole: bool = False) -> Iterator[Any]:
+        """The values in one file, streamed; ``whole`` keeps a .json file's value as it is."""
+        shown = loc.show(path)
+        reader = load_json if whole and fmt == "json" else READERS[fmt]
+        compression = None if fmt == "parquet" else compression_of(path)
+        try:
+            with loc.fs.open(path, "rb", compression=compression) as raw:
+                yield from reader(raw, shown)
+        except AgentError:
+            raise
+        except Exception as exc:
+            raise _converted(exc, shown) from exc
