@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from relayflow.store.sql_store import SqlStore
+
 DRIVER = """
 import asyncio, json, sys
 import relayflow
@@ -79,6 +81,8 @@ def test_kill_9_mid_batch_then_resume_runs_every_item_once(tmp_path: Path) -> No
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
 
+    # what the killed process made durable: opening the store applies its write-ahead log
+    SqlStore(store).close()
     with sqlite3.connect(db) as conn:
         committed = {
             int(json.loads(row[0])["id"])

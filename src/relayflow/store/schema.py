@@ -84,7 +84,9 @@ reviews = Table(
 feedback = Table(
     "feedback",
     metadata,
-    Column("feedback_id", Integer, primary_key=True, autoincrement=True),
+    # "review:<run>:<step>" for a reviewer's decision, a random id for labels added by hand:
+    # a natural key, so that replaying the store's log never adds a label twice
+    Column("feedback_id", String(80), primary_key=True),
     Column("workflow", String(200), nullable=False),
     Column("run_id", String(64)),
     Column("step", String(200)),

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import bindparam, create_engine, event, select, update
@@ -22,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from relayflow.engine import events as ev
 from relayflow.errors import StoreError
 from relayflow.store import schema
+from relayflow.store.journal import Journal, discard, orphaned_logs
 from relayflow.store.records import BatchRecord, ReviewRecord, RunRecord, StepRecord
 
 
@@ -51,7 +54,8 @@ def store_url(url_or_path: str) -> str:
 class _Statement:
     """A statement compiled once for the dialect, executed with the driver's executemany."""
 
-    def __init__(self, stmt: Any, engine: Engine) -> None:
+    def __init__(self, name: str, stmt: Any, engine: Engine) -> None:
+        self.name = name
         compiled = stmt.compile(dialect=engine.dialect)
         self.sql = str(compiled)
         self.positional = compiled.positiontup is not None
@@ -76,7 +80,12 @@ class _Statement:
 class SqlStore:
     """Store backed by SQLAlchemy: a file path or URL (``sqlite:///runs.db``, ``postgresql+psycopg://…``)."""
 
-    def __init__(self, url: str) -> None:
+    #: rows logged but not yet in the database before a checkpoint is forced
+    CHECKPOINT_ROWS = 4000
+    #: seconds between a write and the checkpoint that puts it in the database for other readers
+    CHECKPOINT_DELAY = 0.25
+
+    def __init__(self, url: str, *, journal: bool | None = None) -> None:
         self.url = store_url(url)
         try:
             self.engine = self._create_engine(self.url)
@@ -85,10 +94,30 @@ class SqlStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the store at {self.url}: {exc}") from exc
         self._buffer: list[tuple[_Statement, dict[str, Any]]] = []
+        self._unapplied: list[tuple[_Statement, dict[str, Any]]] = []
         self._waiter: asyncio.Future[None] | None = None
         self._lazy: asyncio.TimerHandle | None = None
         self._lazy_error: StoreError | None = None
         self._compile_statements()
+        db_file = self._sqlite_file()
+        use_journal = db_file is not None if journal is None else journal
+        self._journal: Journal | None = None
+        if db_file is not None:
+            self._recover(db_file)
+            if use_journal:
+                self._journal = Journal(db_file)
+
+    def _sqlite_file(self) -> Path | None:
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return None
+        return Path(database)
+
+    def _recover(self, db_file: Path) -> None:
+        """Apply the logs that writers which died left behind, then remove them."""
+        for path, fd, entries in orphaned_logs(db_file):
+            self._apply([(self._by_name[name], row) for name, row in entries])
+            discard(path, fd)
 
     @staticmethod
     def _create_engine(url: str) -> Engine:
@@ -117,7 +146,7 @@ class SqlStore:
         e = self.engine
         runs, steps, reviews = schema.runs, schema.steps, schema.reviews
         ins = self._insert(runs)
-        self._run_started = _Statement(
+        self._run_started = _Statement("run_started", 
             ins.on_conflict_do_update(
                 index_elements=[runs.c.run_id],
                 set_={"status": ins.excluded.status, "updated": ins.excluded.updated,
@@ -126,14 +155,14 @@ class SqlStore:
             e,
         )
         ins = self._insert(steps)
-        self._step_upsert = _Statement(
+        self._step_upsert = _Statement("step_upsert", 
             ins.on_conflict_do_update(
                 index_elements=[steps.c.run_id, steps.c.step],
                 set_={c.name: ins.excluded[c.name] for c in steps.c if not c.primary_key},
             ),
             e,
         )
-        self._run_update = _Statement(
+        self._run_update = _Statement("run_update", 
             update(runs)
             .where(runs.c.run_id == bindparam("b_run_id"))
             .values(status=bindparam("b_status"), output=bindparam("b_output"),
@@ -141,8 +170,11 @@ class SqlStore:
                     waiting_step=bindparam("b_waiting"), updated=bindparam("b_updated")),
             e,
         )
-        self._review_insert = _Statement(self._insert(reviews), e)
-        self._review_decide = _Statement(
+        ins = self._insert(reviews)
+        self._review_insert = _Statement(
+            "review_insert", ins.on_conflict_do_nothing(index_elements=[reviews.c.review_id]), e
+        )
+        self._review_decide = _Statement("review_decide", 
             update(reviews)
             .where(reviews.c.run_id == bindparam("b_run_id"))
             .where(reviews.c.step == bindparam("b_step"))
@@ -152,30 +184,35 @@ class SqlStore:
                     decided=bindparam("b_ts")),
             e,
         )
+        ins = self._insert(schema.feedback)
         self._feedback_insert = _Statement(
-            schema.feedback.insert().values(
-                workflow=bindparam("workflow"), run_id=bindparam("run_id"),
-                step=bindparam("step"), item_key=bindparam("item_key"),
-                label=bindparam("label"), source=bindparam("source"),
-                created=bindparam("created"),
-            ),
+            "feedback_insert",
+            ins.on_conflict_do_nothing(index_elements=[schema.feedback.c.feedback_id]),
             e,
         )
         ins = self._insert(schema.batches)
-        self._batch_upsert = _Statement(
+        self._batch_upsert = _Statement("batch_upsert", 
             ins.on_conflict_do_update(
                 index_elements=[schema.batches.c.batch_id],
                 set_={"status": ins.excluded.status, "updated": ins.excluded.updated},
             ),
             e,
         )
-        self._batch_update = _Statement(
+        self._batch_update = _Statement("batch_update", 
             update(schema.batches)
             .where(schema.batches.c.batch_id == bindparam("b_batch_id"))
             .values(status=bindparam("b_status"), runs=bindparam("b_runs"),
                     updated=bindparam("b_ts")),
             e,
         )
+        self._by_name = {
+            s.name: s
+            for s in (
+                self._run_started, self._step_upsert, self._run_update, self._review_insert,
+                self._review_decide, self._feedback_insert, self._batch_upsert,
+                self._batch_update,
+            )
+        }
 
     # ---- the event consumer -------------------------------------------------------------
 
@@ -300,18 +337,42 @@ class SqlStore:
             "b_ts": e.ts,
         }))
         self._buffer.append((self._feedback_insert, {
+            "feedback_id": f"review:{e.run_id}:{e.step}"[:80],
             "workflow": e.workflow, "run_id": e.run_id, "step": e.step,
             "item_key": e.item_key, "label": _dumps(e.output), "source": "review",
             "created": e.ts,
         }))
 
-    def _durable(self) -> asyncio.Future[None]:
-        """A future resolved by the next commit; one commit serves every event buffered meanwhile."""
+    def _durable(self) -> asyncio.Future[None] | None:
+        """Make everything buffered durable before the caller goes on.
+
+        With a journal the write happens now and nothing needs awaiting; without one (a
+        PostgreSQL store) the caller awaits a future resolved by the next commit, and one
+        commit serves every event buffered in the same turn of the event loop.
+        """
+        if self._journal is not None:
+            self._log_buffer()
+            return None
         if self._waiter is None:
             loop = asyncio.get_running_loop()
             self._waiter = loop.create_future()
             loop.call_soon(self._flush_soon)
         return self._waiter
+
+    def _log_buffer(self) -> None:
+        assert self._journal is not None
+        if self._buffer:
+            buffer, self._buffer = self._buffer, []
+            try:
+                self._journal.append([(stmt.name, row) for stmt, row in buffer])
+            except OSError as exc:
+                self._buffer = buffer + self._buffer
+                raise StoreError(f"cannot write the store's log {self._journal.path}: {exc}") from exc
+            self._unapplied.extend(buffer)
+        if len(self._unapplied) >= self.CHECKPOINT_ROWS:
+            self.flush()
+        elif self._unapplied:
+            self._flush_later(self.CHECKPOINT_DELAY)
 
     def _flush_later(self, delay: float = 0.05) -> None:
         """Commit within ``delay`` seconds, for writes nobody waits on."""
@@ -346,13 +407,33 @@ class SqlStore:
             waiter.set_result(None)
 
     def flush(self) -> None:
-        """Write and commit everything buffered, in order, in one transaction."""
+        """Put everything written so far into the database, in order, in one transaction."""
+        if self._journal is not None:
+            if self._buffer:
+                self._log_buffer()
+            if not self._unapplied:
+                return
+            pending, self._unapplied = self._unapplied, []
+            try:
+                self._apply(pending)
+            except StoreError:
+                self._unapplied = pending + self._unapplied
+                raise
+            self._journal.clear()
+            return
         if not self._buffer:
             return
         buffer, self._buffer = self._buffer, []
         try:
+            self._apply(buffer)
+        except StoreError:
+            self._buffer = buffer + self._buffer
+            raise
+
+    def _apply(self, writes: list[tuple[_Statement, dict[str, Any]]]) -> None:
+        try:
             cursor = self._raw.cursor()
-            for stmt, rows in _grouped(buffer):
+            for stmt, rows in _grouped(writes):
                 if len(rows) == 1:
                     cursor.execute(stmt.sql, stmt.params(rows[0]))
                 else:
@@ -360,10 +441,7 @@ class SqlStore:
             cursor.close()
             self._raw.commit()
         except Exception as exc:  # the driver's own errors: sqlite3, psycopg
-            try:
-                self._raw.rollback()
-            finally:
-                self._buffer = buffer + self._buffer
+            self._raw.rollback()
             raise StoreError(f"cannot write to the store at {self.url}: {exc}") from exc
 
     def close(self) -> None:
@@ -372,6 +450,8 @@ class SqlStore:
             self._lazy = None
         try:
             self.flush()
+            if self._journal is not None:
+                self._journal.close()
         finally:
             self._raw.close()
             self.engine.dispose()
@@ -437,6 +517,7 @@ class SqlStore:
     def add_feedback(self, workflow: str, label: Mapping[str, Any], *, run_id: str | None = None,
                      step: str | None = None, item_key: str | None = None) -> None:
         self._buffer.append((self._feedback_insert, {
+            "feedback_id": f"manual:{secrets.token_hex(8)}",
             "workflow": workflow, "run_id": run_id, "step": step, "item_key": item_key,
             "label": _dumps(label), "source": "manual", "created": time.time(),
         }))
