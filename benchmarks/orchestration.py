@@ -29,8 +29,10 @@ ENGINES = ("asyncio", "langgraph", "relayflow")
 WORKLOADS = ("w1", "w2", "w3")
 IDEAL_W2 = peers.IO_SECONDS
 RESULTS = Path(__file__).resolve().parent / "results" / "orchestration.json"
-PACKAGES = ("relayflow", "langgraph", "langgraph-checkpoint", "langgraph-checkpoint-sqlite")
-PACKAGES += ("langchain-core", "pydantic", "sqlalchemy")
+PACKAGES = (
+    *("relayflow", "langgraph", "langgraph-checkpoint", "langgraph-checkpoint-sqlite"),
+    *("langchain-core", "pydantic", "sqlalchemy"),
+)
 
 # --- one cell in this process (the child) ----------------------------------------------------
 
@@ -100,7 +102,21 @@ def relayflow_cell(workload: str, runs: int, warmup: int, folder: Path) -> list[
             await batch(runner, warmup, runs)
             return time.perf_counter() - start
 
-    return asyncio.run(main())
+    measured = asyncio.run(main())
+    if store:
+        _check_steps_stored(folder / "runs.db", 5 * (warmup + runs))
+    return measured
+
+
+def _check_steps_stored(db: Path, expected: int) -> None:
+    """W3 must really persist: every step of every run is a row in the store's steps table."""
+    conn = sqlite3.connect(db)
+    try:
+        (stored,) = conn.execute("SELECT COUNT(*) FROM steps").fetchone()
+    finally:
+        conn.close()
+    if stored < expected:
+        raise RuntimeError(f"the store holds {stored} steps, expected {expected}")
 
 
 def run_cell(engine: str, workload: str, runs: int, warmup: int) -> dict[str, float]:
@@ -156,7 +172,7 @@ def spawn(engine: str, workload: str, runs: int, warmup: int, timeout: float) ->
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
+        return {"error": f"timed out after {timeout:g} s"}
     last = proc.stdout.strip().splitlines()[-1:] or [""]
     try:
         answer: dict[str, Any] = json.loads(last[0])
@@ -220,46 +236,48 @@ def _fmt(x: float) -> str:
     )
 
 
-def _spread(cell: Cell, key: str, scale: float) -> str:
-    if cell.error:
-        return f"error: {cell.error}"[:60]
-    found = cell.stat(key)
+def _spread(cell: Cell, key: str, scale: float, with_range: bool = True) -> str:
+    found = None if cell.error else cell.stat(key)
     if found is None:
-        return "-"
+        return "error" if cell.error else "-"
     mid, low, high = (_fmt(v * scale) for v in found)
-    return f"{mid} ({low}-{high})"
+    return f"{mid} ({low}-{high})" if with_range else mid
+
+
+def _times(top: float | None, bottom: float | None) -> str:
+    found = _ratio(top, bottom)
+    return "-" if found is None else f"{_fmt(found)}x"
 
 
 def print_tables(cells: dict[tuple[str, str], Cell], checks: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 160))
+    console = Console(width=max(Console().width, 150))
     table = Table(title="Orchestration: median over processes (min-max across processes)")
     table.add_column("engine")
-    for label in ("W1 ms/run", "W1 p95 ms", "W1 / relayflow", "W2 s total", "W2 / ideal"):
+    for label in ("W1 ms/run", "W1 p95", "W1 / relayflow", "W2 s (200 runs)", "W2 / ideal"):
         table.add_column(label, justify="right")
-    for label in ("W3 ms/run", "W3 p95 ms", "W3 / relayflow"):
+    for label in ("W3 ms/run", "W3 p95", "W3 / relayflow"):
         table.add_column(label, justify="right")
-    engines = dict.fromkeys(engine for engine, _ in cells)
-    for engine in engines:
+    rf1, rf3 = (cells.get(("relayflow", w)) for w in ("w1", "w3"))
+    for engine in dict.fromkeys(engine for engine, _ in cells):
         w1, w2, w3 = (cells[(engine, w)] for w in WORKLOADS)
-        rf1, rf3 = (cells.get(("relayflow", w)) for w in ("w1", "w3"))
-        r1 = _ratio(w1.headline, rf1.headline if rf1 else None)
-        r2 = _ratio(w2.headline, IDEAL_W2)
-        r3 = _ratio(w3.headline, rf3.headline if rf3 else None)
         table.add_row(
             engine,
             _spread(w1, "median", 1e3),
-            _spread(w1, "p95", 1e3),
-            "-" if r1 is None else f"{_fmt(r1)}x",
+            _spread(w1, "p95", 1e3, with_range=False),
+            _times(w1.headline, rf1.headline if rf1 else None),
             _spread(w2, "total", 1),
-            "-" if r2 is None else f"{_fmt(r2)}x",
+            _times(w2.headline, IDEAL_W2),
             _spread(w3, "median", 1e3),
-            _spread(w3, "p95", 1e3),
-            "-" if r3 is None else f"{_fmt(r3)}x",
+            _spread(w3, "p95", 1e3, with_range=False),
+            _times(w3.headline, rf3.headline if rf3 else None),
         )
     console.print(table)
+    for cell in cells.values():
+        if cell.error:
+            console.print(f"{cell.engine} {cell.workload}: error: {cell.error}", markup=False)
     goal_table = Table(title="relayflow's goals (BENCHMARKS.md)")
     for label in ("figure", "goal", "measured", "result"):
         goal_table.add_column(label)
@@ -327,6 +345,7 @@ def main() -> None:
         print(json.dumps(summary))
         return
 
+    machine = machine_info()  # before measuring: the load average says how noisy the start was
     started = time.perf_counter()
     cells = measure(args)
     checks = goals(cells)
@@ -334,7 +353,7 @@ def main() -> None:
     settings = {k: v for k, v in vars(args).items() if k not in ("one", "out")}
     document = {
         "benchmark": "orchestration",
-        "machine": machine_info(),
+        "machine": machine,
         "settings": settings,
         "seconds": round(time.perf_counter() - started, 1),
         "cells": {

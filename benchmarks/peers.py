@@ -96,10 +96,18 @@ def asyncio_w2(runs: int, warmup: int) -> float:
     return asyncio.run(main())
 
 
-def _open_sqlite(path: Path) -> sqlite3.Connection:
-    # The same settings as LangGraph's SqliteSaver: WAL journal, default synchronous (FULL).
+def open_sqlite(path: Path) -> sqlite3.Connection:
+    """A connection at the durability W3 asks for, the same for every engine: WAL with
+    synchronous=NORMAL, so a committed step survives kill -9 of the process (the OS holds the
+    WAL) without an fsync per commit. relayflow's store uses the same two settings."""
     conn = sqlite3.connect(path, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _open_steps_table(path: Path) -> sqlite3.Connection:
+    conn = open_sqlite(path)
     conn.execute(
         "CREATE TABLE IF NOT EXISTS steps ("
         "run_id INTEGER NOT NULL, step TEXT NOT NULL, data TEXT NOT NULL, "
@@ -111,7 +119,7 @@ def _open_sqlite(path: Path) -> sqlite3.Connection:
 
 def asyncio_w3(runs: int, warmup: int, db: Path) -> list[float]:
     """W1 with each finished step written and committed before the next one starts."""
-    conn = _open_sqlite(db)
+    conn = _open_steps_table(db)
 
     async def durable_run(record: Record) -> Record:
         run_id = record["n"]
@@ -220,7 +228,9 @@ def langgraph_w3(runs: int, warmup: int, db: Path) -> list[float]:
     next one starts (the default "async" saves in the background and can lose the last step)."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    conn = sqlite3.connect(db, check_same_thread=False)
+    # SqliteSaver leaves synchronous at SQLite's default (FULL: an fsync per commit, several times
+    # slower on this disk); it gets the same NORMAL as the others, to compare like with like.
+    conn = open_sqlite(db)
     try:
         saver = SqliteSaver(conn)
         app = _build_graph({name: _sync_node(name) for name in STEPS}).compile(checkpointer=saver)
