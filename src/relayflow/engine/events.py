@@ -11,7 +11,7 @@ durable (and how one commit covers every step that finished meanwhile).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Protocol
 
 from relayflow.agents.base import Usage
@@ -153,11 +153,14 @@ class EventBus:
     def unsubscribe(self, consumer: Consumer) -> None:
         self._consumers.remove(consumer)
 
-    def emit(self, event: Event) -> list[Awaitable[None]]:
+    def emit(self, event: Event) -> Sequence[Awaitable[None]]:
         """Deliver ``event``; return what durable consumers ask the caller to await."""
-        pending: list[Awaitable[None]] = []
+        pending: list[Awaitable[None]] | None = None
         for consumer in self._consumers:
             waiting = consumer.handle(event)
             if waiting is not None:
-                pending.append(waiting)
-        return pending
+                if pending is None:
+                    pending = [waiting]
+                else:
+                    pending.append(waiting)
+        return pending or ()

@@ -143,8 +143,11 @@ class Runner:
         run_id = run_id or new_id()
         now = time.time()
         emit = self.bus.emit
-        emit(ev.RunStarted(run_id, self.workflow.name, self.workflow.version, data, now,
-                           batch_id, item_key))
+        emit(
+            ev.RunStarted(
+                run_id, self.workflow.name, self.workflow.version, data, now, batch_id, item_key
+            )
+        )
         handoff = Handoff(data, run_id=run_id)
         finished: dict[int, Handoff] = {}
         if plan.source is not None:
@@ -152,10 +155,14 @@ class Runner:
             versions = {**self._versions[node.index], "item": item_key or ""}
             # Not awaited: nothing ran, the record is the run's input; it is committed with
             # the next step.
-            emit(ev.StepFinished(
-                run_id, node.name, node.agent_type, 1, now, now, data, None, NO_USAGE, versions))
+            emit(
+                ev.StepFinished(
+                    run_id, node.name, node.agent_type, 1, now, now, data, None, NO_USAGE, versions
+                )
+            )
             finished[node.index] = handoff.followed_by(
-                data, LineageEntry(node.name, node.agent_type, versions))
+                data, LineageEntry(node.name, node.agent_type, versions)
+            )
         return await self._drive(run_id, handoff, finished, item_key)
 
     async def resume(self, run_id: str) -> RunResult:
@@ -170,8 +177,9 @@ class Runner:
         if record.status == "waiting_review" and steps.get(record.waiting_step or "") is not None:
             waiting = steps[record.waiting_step or ""]
             if waiting.status == "escalated":
-                return RunResult(run_id, "waiting_review", None, None, waiting.step,
-                                 record.item_key)
+                return RunResult(
+                    run_id, "waiting_review", None, None, waiting.step, record.item_key
+                )
         plan = self.plan
         handoff = Handoff(record.input, run_id=run_id)
         finished: dict[int, Handoff] = {}
@@ -188,10 +196,22 @@ class Runner:
             base = merge_handoffs(upstream, before) if upstream else handoff
             inputs[index] = base
             finished[index] = base.followed_by(
-                step.output, LineageEntry(node.name, node.agent_type, step.versions),
-                step.confidence, step.flags)
-        self.bus.emit(ev.RunStarted(run_id, record.workflow, record.workflow_version,
-                                    record.input, time.time(), record.batch_id, record.item_key))
+                step.output,
+                LineageEntry(node.name, node.agent_type, step.versions),
+                step.confidence,
+                step.flags,
+            )
+        self.bus.emit(
+            ev.RunStarted(
+                run_id,
+                record.workflow,
+                record.workflow_version,
+                record.input,
+                time.time(),
+                record.batch_id,
+                record.item_key,
+            )
+        )
         return await self._drive(run_id, handoff, finished, record.item_key)
 
     async def decide(
@@ -211,11 +231,31 @@ class Runner:
         decided = dict(escalated.output or {}) if decision == "approve" else dict(output or {})
         node = self.plan.node(step)
         now = time.time()
-        await self._settle(self.bus.emit(ev.ReviewDecided(
-            run_id, step, decision, decided, reviewer, now, record.workflow, record.item_key)))
-        await self._settle(self.bus.emit(ev.StepFinished(
-            run_id, step, node.agent_type, escalated.attempt, escalated.started or now, now,
-            decided, 1.0, NO_USAGE, {**escalated.versions, "reviewer": reviewer}, (), "human")))
+        waits = self.bus.emit(
+            ev.ReviewDecided(
+                run_id, step, decision, decided, reviewer, now, record.workflow, record.item_key
+            )
+        )
+        if waits:
+            await self._settle(waits)
+        waits = self.bus.emit(
+            ev.StepFinished(
+                run_id,
+                step,
+                node.agent_type,
+                escalated.attempt,
+                escalated.started or now,
+                now,
+                decided,
+                1.0,
+                NO_USAGE,
+                {**escalated.versions, "reviewer": reviewer},
+                (),
+                "human",
+            )
+        )
+        if waits:
+            await self._settle(waits)
         return await self.resume(run_id)
 
     def _require_store(self) -> Any:
@@ -237,13 +277,18 @@ class Runner:
             raise
         if isinstance(outcome, _Stop):
             if outcome.status == "waiting_review":
-                return RunResult(run_id, "waiting_review", None, outcome.error, outcome.step,
-                                 item_key)
-            await self._settle(self.bus.emit(
-                ev.RunFinished(run_id, "failed", None, outcome.error, time.time())))
+                return RunResult(
+                    run_id, "waiting_review", None, outcome.error, outcome.step, item_key
+                )
+            waits = self.bus.emit(
+                ev.RunFinished(run_id, "failed", None, outcome.error, time.time())
+            )
+            if waits:
+                await self._settle(waits)
             return RunResult(run_id, "failed", None, outcome.error, outcome.step, item_key)
-        await self._settle(self.bus.emit(
-            ev.RunFinished(run_id, "succeeded", outcome, None, time.time())))
+        waits = self.bus.emit(ev.RunFinished(run_id, "succeeded", outcome, None, time.time()))
+        if waits:
+            await self._settle(waits)
         return RunResult(run_id, "succeeded", outcome, None, None, item_key)
 
     async def _drive_linear(
@@ -334,8 +379,9 @@ class Runner:
                 error = f"timed out after {timeout:g} s"
             except (BudgetExceeded, AccessDenied) as exc:
                 error = f"{type(exc).__name__}: {exc}"
-                await self._settle(emit(ev.StepFailed(
-                    run_id, node.name, attempt, error, False, time.time())))
+                waits = emit(ev.StepFailed(run_id, node.name, attempt, error, False, time.time()))
+                if waits:
+                    await self._settle(waits)
                 return _Stop("failed", node.name, error)
             except Exception as exc:  # an agent's failure is a step outcome, not a crash
                 error = f"{type(exc).__name__}: {exc}"
@@ -343,36 +389,70 @@ class Runner:
                 verdict = result.verdict
                 if verdict == "ok":
                     versions = {**static, **result.versions} if result.versions else static
-                    await self._settle(emit(ev.StepFinished(
-                        run_id, node.name, node.agent_type, attempt, started, time.time(),
-                        result.data, result.confidence, result.usage, versions, result.flags)))
+                    waits = emit(
+                        ev.StepFinished(
+                            run_id,
+                            node.name,
+                            node.agent_type,
+                            attempt,
+                            started,
+                            time.time(),
+                            result.data,
+                            result.confidence,
+                            result.usage,
+                            versions,
+                            result.flags,
+                        )
+                    )
+                    if waits:
+                        await self._settle(waits)
                     return handoff.followed_by(
-                        result.data, LineageEntry(node.name, node.agent_type, versions),
-                        result.confidence, result.flags)
+                        result.data,
+                        LineageEntry(node.name, node.agent_type, versions),
+                        result.confidence,
+                        result.flags,
+                    )
                 if verdict == "escalate":
                     versions = {**static, **result.versions} if result.versions else static
-                    await self._settle(emit(ev.StepEscalated(
-                        run_id, node.name, node.agent_type, self.workflow.name,
-                        result.reason or "escalated", handoff.data, result.data,
-                        result.confidence, result.usage, versions, time.time())))
+                    waits = emit(
+                        ev.StepEscalated(
+                            run_id,
+                            node.name,
+                            node.agent_type,
+                            self.workflow.name,
+                            result.reason or "escalated",
+                            handoff.data,
+                            result.data,
+                            result.confidence,
+                            result.usage,
+                            versions,
+                            time.time(),
+                        )
+                    )
+                    if waits:
+                        await self._settle(waits)
                     return _Stop("waiting_review", node.name, result.reason)
                 if verdict == "fail":
                     error = result.reason or "the agent failed the item"
-                    await self._settle(emit(ev.StepFailed(
-                        run_id, node.name, attempt, error, False, time.time(), result.usage)))
+                    waits = emit(
+                        ev.StepFailed(
+                            run_id, node.name, attempt, error, False, time.time(), result.usage
+                        )
+                    )
+                    if waits:
+                        await self._settle(waits)
                     return _Stop("failed", node.name, error)
                 error = f"asked to retry: {result.reason}"
             will_retry = attempt < retry.attempts
             waits = emit(ev.StepFailed(run_id, node.name, attempt, error, will_retry, time.time()))
             if not will_retry:
-                await self._settle(waits)
+                if waits:
+                    await self._settle(waits)
                 return _Stop("failed", node.name, f"{node.name}: {error}")
             await asyncio.sleep(backoff_delay(retry, attempt))
 
     @staticmethod
-    async def _settle(waits: list[Any]) -> None:
-        if not waits:
-            return
+    async def _settle(waits: Sequence[Any]) -> None:
         if len(waits) == 1:
             await waits[0]
         else:
@@ -398,10 +478,22 @@ class Runner:
         known: dict[str, tuple[str, str]] = {}
         if self.store is not None:
             known = {key: (rid, status) for key, rid, status in self.store.batch_runs(batch_id)}
-        await self._settle(self.bus.emit(ev.BatchStarted(
-            batch_id, self.workflow.name, str(self.workflow.file), inputs_name, concurrency,
-            time.time())))
+        waits = self.bus.emit(
+            ev.BatchStarted(
+                batch_id,
+                self.workflow.name,
+                str(self.workflow.file),
+                inputs_name,
+                concurrency,
+                time.time(),
+            )
+        )
+        if waits:
+            await self._settle(waits)
         running: set[asyncio.Task[RunResult]] = set()
+        # Finished runs arrive through a queue: O(1) per run, where asyncio.wait over every
+        # running task would cost O(concurrency) per finished run.
+        finished: asyncio.Queue[asyncio.Task[RunResult]] = asyncio.Queue()
         count = 0
         status: Literal["finished", "cancelled", "failed"] = "finished"
         try:
@@ -411,23 +503,23 @@ class Runner:
                     continue
                 if previous is not None and previous[1] == "waiting_review":
                     continue
-                if len(running) >= concurrency:
-                    done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                    running -= done
-                    for task in done:
-                        count += 1
-                        yield task.result()
+                while len(running) >= concurrency:
+                    task = await finished.get()
+                    running.discard(task)
+                    count += 1
+                    yield task.result()
                 if previous is not None:
                     coro = self.resume(previous[0])
                 else:
                     coro = self.run(record, batch_id=batch_id, item_key=key)
-                running.add(asyncio.ensure_future(coro))
+                started = asyncio.ensure_future(coro)
+                started.add_done_callback(finished.put_nowait)
+                running.add(started)
             while running:
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                running -= done
-                for task in done:
-                    count += 1
-                    yield task.result()
+                task = await finished.get()
+                running.discard(task)
+                count += 1
+                yield task.result()
         except BaseException:
             status = "cancelled"
             for task in running:
@@ -445,7 +537,8 @@ class Runner:
             if plan.source is None:
                 raise RelayflowError(
                     f"{self.workflow.file}: the workflow has no source agent; "
-                    "give inputs (--input or --inputs)")
+                    "give inputs (--input or --inputs)"
+                )
             agent = plan.nodes[plan.source].agent
             assert isinstance(agent, SourceAgent)
             keyed = getattr(agent, "keyed_records", None)
