@@ -1,4 +1,4 @@
-"""kill -9 in the middle of a batch, then resume: no finished step runs twice, every item ends once."""
+"""kill -9 in the middle of a batch, then resume: no finished step runs again, items end once."""
 
 from __future__ import annotations
 
@@ -51,8 +51,15 @@ async def transform(record):
 
 def _run_driver(folder: Path, store: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-c", DRIVER, str(folder / "workflow.yaml"), store,
-         str(folder / "items.jsonl"), "batch-1"],
+        [
+            sys.executable,
+            "-c",
+            DRIVER,
+            str(folder / "workflow.yaml"),
+            store,
+            str(folder / "items.jsonl"),
+            "batch-1",
+        ],
         cwd=folder,
     )
 
@@ -110,9 +117,7 @@ def test_kill_9_mid_batch_then_resume_runs_every_item_once(tmp_path: Path) -> No
     assert sum(n - 1 for n in after.values()) <= 8
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT item_key, status FROM runs").fetchall()
-        steps = conn.execute(
-            "SELECT count(*) FROM steps WHERE status = 'finished'"
-        ).fetchone()[0]
+        steps = conn.execute("SELECT count(*) FROM steps WHERE status = 'finished'").fetchone()[0]
     assert len(rows) == 200
     assert len({key for key, _ in rows}) == 200
     assert {status for _, status in rows} == {"succeeded"}

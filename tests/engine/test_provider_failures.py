@@ -18,9 +18,13 @@ import relayflow
 from tests.engine.helpers import INCREMENT, write_workflow
 
 GOOD = {
-    "id": "x", "object": "chat.completion", "created": 0, "model": "fake",
-    "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": "fine"}}],
+    "id": "x",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "fake",
+    "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "fine"}}
+    ],
     "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
 }
 

@@ -205,9 +205,7 @@ def test_resume_continues_at_the_first_unfinished_step(tmp_path: Path, store_url
     assert calls.read_text().split() == ["one", "two", "gate", "three"]
 
 
-def test_escalation_parks_the_run_and_a_decision_resumes_it(
-    tmp_path: Path, store_url: str
-) -> None:
+def test_escalation_parks_the_run_and_a_decision_resumes_it(tmp_path: Path, store_url: str) -> None:
     wf = write_workflow(
         tmp_path,
         "workflow:\n"
@@ -288,9 +286,7 @@ def test_batch_streams_with_bounded_concurrency(tmp_path: Path, store_url: str) 
     assert max(r.output["peak"] for r in results if r.output) == 3
 
 
-def test_cancellation_records_in_flight_steps_as_cancelled(
-    tmp_path: Path, store_url: str
-) -> None:
+def test_cancellation_records_in_flight_steps_as_cancelled(tmp_path: Path, store_url: str) -> None:
     wf = write_workflow(
         tmp_path,
         "workflow:\n  - {name: wait, type: transform, script: wait.py}\n",

@@ -15,8 +15,20 @@ from relayflow.store.sql_store import SqlStore
 def _write_run(store: SqlStore, run_id: str) -> None:
     now = time.time()
     store.handle(ev.RunStarted(run_id, "wf", "v1", {"q": "hi"}, now, "b1", "0"))
-    store.handle(ev.StepFinished(run_id, "a", "transform", 1, now, now + 0.01, {"q": "hi", "a": 1},
-                                 0.9, Usage(3, 4, 1, 0.01, 0.002), {"script": "abc"}))
+    store.handle(
+        ev.StepFinished(
+            run_id,
+            "a",
+            "transform",
+            1,
+            now,
+            now + 0.01,
+            {"q": "hi", "a": 1},
+            0.9,
+            Usage(3, 4, 1, 0.01, 0.002),
+            {"script": "abc"},
+        )
+    )
     store.handle(ev.RunFinished(run_id, "succeeded", {"q": "hi", "a": 1}, None, now + 0.02))
 
 
@@ -27,11 +39,18 @@ def test_events_round_trip(store_url: str) -> None:
             _write_run(store, "r1")
             run = store.get_run("r1")
             assert run is not None
-            assert (run.status, run.input, run.output) == ("succeeded", {"q": "hi"},
-                                                           {"q": "hi", "a": 1})
+            assert (run.status, run.input, run.output) == (
+                "succeeded",
+                {"q": "hi"},
+                {"q": "hi", "a": 1},
+            )
             [step] = store.steps("r1")
             assert (step.status, step.confidence, step.input_tokens, step.cost) == (
-                "finished", 0.9, 3, 0.002)
+                "finished",
+                0.9,
+                3,
+                0.002,
+            )
             assert step.versions == {"script": "abc"}
             assert list(store.batch_runs("b1")) == [("0", "r1", "succeeded")]
             assert [r.run_id for r in store.list_runs(status="succeeded")] == ["r1"]

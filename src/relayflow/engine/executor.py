@@ -4,8 +4,8 @@ implements the same contract without the runner changing."""
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from relayflow.agents.base import Result, StepInfo

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-
 NO_VERSIONS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -49,9 +48,7 @@ class Handoff(NamedTuple):
         )
 
 
-def merge_handoffs(
-    handoffs: list[Handoff], inputs: list[Handoff | None] | None = None
-) -> Handoff:
+def merge_handoffs(handoffs: list[Handoff], inputs: list[Handoff | None] | None = None) -> Handoff:
     """Join the handoffs of several upstream steps into the input of the step after them.
 
     A key that an upstream step changed (compared with what that step received, ``inputs``)

@@ -73,5 +73,4 @@ def _read_entries(path: Path) -> Iterator[Entry]:
                 group = json.loads(line)
             except ValueError:  # a line cut short by a crash: it was never acknowledged
                 break
-            for name, row in group:
-                yield name, row
+            yield from ((name, row) for name, row in group)

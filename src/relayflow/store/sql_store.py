@@ -65,7 +65,9 @@ class _Statement:
         self.fixed = {
             name: bind.effective_value
             for name, bind in compiled.binds.items()
-            if not bind.required and not bind.callable and bind.value is not None
+            if not bind.required
+            and not bind.callable
+            and bind.value is not None
             or name.startswith("param_")
         }
 
@@ -146,42 +148,59 @@ class SqlStore:
         e = self.engine
         runs, steps, reviews = schema.runs, schema.steps, schema.reviews
         ins = self._insert(runs)
-        self._run_started = _Statement("run_started", 
+        self._run_started = _Statement(
+            "run_started",
             ins.on_conflict_do_update(
                 index_elements=[runs.c.run_id],
-                set_={"status": ins.excluded.status, "updated": ins.excluded.updated,
-                      "error": None, "waiting_step": None},
+                set_={
+                    "status": ins.excluded.status,
+                    "updated": ins.excluded.updated,
+                    "error": None,
+                    "waiting_step": None,
+                },
             ),
             e,
         )
         ins = self._insert(steps)
-        self._step_upsert = _Statement("step_upsert", 
+        self._step_upsert = _Statement(
+            "step_upsert",
             ins.on_conflict_do_update(
                 index_elements=[steps.c.run_id, steps.c.step],
                 set_={c.name: ins.excluded[c.name] for c in steps.c if not c.primary_key},
             ),
             e,
         )
-        self._run_update = _Statement("run_update", 
+        self._run_update = _Statement(
+            "run_update",
             update(runs)
             .where(runs.c.run_id == bindparam("b_run_id"))
-            .values(status=bindparam("b_status"), output=bindparam("b_output"),
-                    error=bindparam("b_error"), ended=bindparam("b_ended"),
-                    waiting_step=bindparam("b_waiting"), updated=bindparam("b_updated")),
+            .values(
+                status=bindparam("b_status"),
+                output=bindparam("b_output"),
+                error=bindparam("b_error"),
+                ended=bindparam("b_ended"),
+                waiting_step=bindparam("b_waiting"),
+                updated=bindparam("b_updated"),
+            ),
             e,
         )
         ins = self._insert(reviews)
         self._review_insert = _Statement(
             "review_insert", ins.on_conflict_do_nothing(index_elements=[reviews.c.review_id]), e
         )
-        self._review_decide = _Statement("review_decide", 
+        self._review_decide = _Statement(
+            "review_decide",
             update(reviews)
             .where(reviews.c.run_id == bindparam("b_run_id"))
             .where(reviews.c.step == bindparam("b_step"))
             .where(reviews.c.status == "pending")
-            .values(status=bindparam("b_status"), decision=bindparam("b_decision"),
-                    decided_output=bindparam("b_output"), reviewer=bindparam("b_reviewer"),
-                    decided=bindparam("b_ts")),
+            .values(
+                status=bindparam("b_status"),
+                decision=bindparam("b_decision"),
+                decided_output=bindparam("b_output"),
+                reviewer=bindparam("b_reviewer"),
+                decided=bindparam("b_ts"),
+            ),
             e,
         )
         ins = self._insert(schema.feedback)
@@ -191,25 +210,33 @@ class SqlStore:
             e,
         )
         ins = self._insert(schema.batches)
-        self._batch_upsert = _Statement("batch_upsert", 
+        self._batch_upsert = _Statement(
+            "batch_upsert",
             ins.on_conflict_do_update(
                 index_elements=[schema.batches.c.batch_id],
                 set_={"status": ins.excluded.status, "updated": ins.excluded.updated},
             ),
             e,
         )
-        self._batch_update = _Statement("batch_update", 
+        self._batch_update = _Statement(
+            "batch_update",
             update(schema.batches)
             .where(schema.batches.c.batch_id == bindparam("b_batch_id"))
-            .values(status=bindparam("b_status"), runs=bindparam("b_runs"),
-                    updated=bindparam("b_ts")),
+            .values(
+                status=bindparam("b_status"), runs=bindparam("b_runs"), updated=bindparam("b_ts")
+            ),
             e,
         )
         self._by_name = {
             s.name: s
             for s in (
-                self._run_started, self._step_upsert, self._run_update, self._review_insert,
-                self._review_decide, self._feedback_insert, self._batch_upsert,
+                self._run_started,
+                self._step_upsert,
+                self._run_update,
+                self._review_insert,
+                self._review_decide,
+                self._feedback_insert,
+                self._batch_upsert,
                 self._batch_update,
             )
         }
@@ -227,22 +254,43 @@ class SqlStore:
             return self._durable()
         if kind is ev.RunStarted:
             assert isinstance(event, ev.RunStarted)
-            self._buffer.append((self._run_started, {
-                "run_id": event.run_id, "workflow": event.workflow,
-                "workflow_version": event.workflow_version, "batch_id": event.batch_id,
-                "item_key": event.item_key, "status": "running", "input": _dumps(event.input),
-                "output": None, "error": None, "waiting_step": None, "started": event.ts,
-                "ended": None, "updated": event.ts,
-            }))
+            self._buffer.append(
+                (
+                    self._run_started,
+                    {
+                        "run_id": event.run_id,
+                        "workflow": event.workflow,
+                        "workflow_version": event.workflow_version,
+                        "batch_id": event.batch_id,
+                        "item_key": event.item_key,
+                        "status": "running",
+                        "input": _dumps(event.input),
+                        "output": None,
+                        "error": None,
+                        "waiting_step": None,
+                        "started": event.ts,
+                        "ended": None,
+                        "updated": event.ts,
+                    },
+                )
+            )
             return None
         if kind is ev.RunFinished:
             assert isinstance(event, ev.RunFinished)
-            self._buffer.append((self._run_update, {
-                "b_run_id": event.run_id, "b_status": event.status,
-                "b_output": None if event.output is None else _dumps(event.output),
-                "b_error": event.error, "b_ended": event.ts, "b_waiting": None,
-                "b_updated": event.ts,
-            }))
+            self._buffer.append(
+                (
+                    self._run_update,
+                    {
+                        "b_run_id": event.run_id,
+                        "b_status": event.status,
+                        "b_output": None if event.output is None else _dumps(event.output),
+                        "b_error": event.error,
+                        "b_ended": event.ts,
+                        "b_waiting": None,
+                        "b_updated": event.ts,
+                    },
+                )
+            )
             # No barrier: a run whose steps are all durable is finished again, without running
             # anything, if the process dies before this row lands. Committed soon or with the
             # next step.
@@ -252,12 +300,24 @@ class SqlStore:
 
     def _handle_rare(self, event: ev.Event) -> asyncio.Future[None] | None:
         if isinstance(event, ev.StepFailed):
-            self._buffer.append((self._step_upsert, self._plain_step_row(
-                event.run_id, event.step, "failed", event.attempt, event.error, event.ts)))
+            self._buffer.append(
+                (
+                    self._step_upsert,
+                    self._plain_step_row(
+                        event.run_id, event.step, "failed", event.attempt, event.error, event.ts
+                    ),
+                )
+            )
             return None if event.will_retry else self._durable()
         if isinstance(event, ev.StepCancelled):
-            self._buffer.append((self._step_upsert, self._plain_step_row(
-                event.run_id, event.step, "cancelled", 0, "cancelled", event.ts)))
+            self._buffer.append(
+                (
+                    self._step_upsert,
+                    self._plain_step_row(
+                        event.run_id, event.step, "cancelled", 0, "cancelled", event.ts
+                    ),
+                )
+            )
             self._flush_later()
             return None
         if isinstance(event, ev.StepEscalated):
@@ -267,18 +327,35 @@ class SqlStore:
             self._write_decision(event)
             return self._durable()
         if isinstance(event, ev.BatchStarted):
-            self._buffer.append((self._batch_upsert, {
-                "batch_id": event.batch_id, "workflow": event.workflow,
-                "workflow_file": event.workflow_file, "inputs": event.inputs,
-                "concurrency": event.concurrency, "status": "running", "runs": 0,
-                "created": event.ts, "updated": event.ts,
-            }))
+            self._buffer.append(
+                (
+                    self._batch_upsert,
+                    {
+                        "batch_id": event.batch_id,
+                        "workflow": event.workflow,
+                        "workflow_file": event.workflow_file,
+                        "inputs": event.inputs,
+                        "concurrency": event.concurrency,
+                        "status": "running",
+                        "runs": 0,
+                        "created": event.ts,
+                        "updated": event.ts,
+                    },
+                )
+            )
             return self._durable()
         if isinstance(event, ev.BatchFinished):
-            self._buffer.append((self._batch_update, {
-                "b_batch_id": event.batch_id, "b_status": event.status, "b_runs": event.runs,
-                "b_ts": event.ts,
-            }))
+            self._buffer.append(
+                (
+                    self._batch_update,
+                    {
+                        "b_batch_id": event.batch_id,
+                        "b_status": event.status,
+                        "b_runs": event.runs,
+                        "b_ts": event.ts,
+                    },
+                )
+            )
             return self._durable()
         return None
 
@@ -286,13 +363,24 @@ class SqlStore:
     def _step_row(e: ev.StepFinished) -> dict[str, Any]:
         u = e.usage
         return {
-            "run_id": e.run_id, "step": e.step, "agent_type": e.agent_type,
-            "status": "finished", "attempt": e.attempt, "actor": e.actor,
-            "output": _dumps(e.output), "confidence": e.confidence,
-            "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
-            "model_calls": u.model_calls, "model_seconds": u.model_seconds, "cost": u.cost,
-            "versions": _dumps(e.versions), "flags": _dumps(e.flags), "error": None,
-            "started": e.started, "ended": e.ended,
+            "run_id": e.run_id,
+            "step": e.step,
+            "agent_type": e.agent_type,
+            "status": "finished",
+            "attempt": e.attempt,
+            "actor": e.actor,
+            "output": _dumps(e.output),
+            "confidence": e.confidence,
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "model_calls": u.model_calls,
+            "model_seconds": u.model_seconds,
+            "cost": u.cost,
+            "versions": _dumps(e.versions),
+            "flags": _dumps(e.flags),
+            "error": None,
+            "started": e.started,
+            "ended": e.ended,
         }
 
     @staticmethod
@@ -300,48 +388,119 @@ class SqlStore:
         run_id: str, step: str, status: str, attempt: int, error: str, ts: float
     ) -> dict[str, Any]:
         return {
-            "run_id": run_id, "step": step, "agent_type": "", "status": status,
-            "attempt": attempt, "actor": "agent", "output": None, "confidence": None,
-            "input_tokens": 0, "output_tokens": 0, "model_calls": 0, "model_seconds": 0.0,
-            "cost": 0.0, "versions": "{}", "flags": "[]", "error": error, "started": None,
+            "run_id": run_id,
+            "step": step,
+            "agent_type": "",
+            "status": status,
+            "attempt": attempt,
+            "actor": "agent",
+            "output": None,
+            "confidence": None,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "model_calls": 0,
+            "model_seconds": 0.0,
+            "cost": 0.0,
+            "versions": "{}",
+            "flags": "[]",
+            "error": error,
+            "started": None,
             "ended": ts,
         }
 
     def _write_escalation(self, e: ev.StepEscalated) -> None:
         u = e.usage
-        self._buffer.append((self._step_upsert, {
-            "run_id": e.run_id, "step": e.step, "agent_type": e.agent_type,
-            "status": "escalated", "attempt": 1, "actor": "agent", "output": _dumps(e.output),
-            "confidence": e.confidence, "input_tokens": u.input_tokens,
-            "output_tokens": u.output_tokens, "model_calls": u.model_calls,
-            "model_seconds": u.model_seconds, "cost": u.cost, "versions": _dumps(e.versions),
-            "flags": "[]", "error": None, "started": e.ts, "ended": None,
-        }))
-        self._buffer.append((self._review_insert, {
-            "review_id": f"{e.run_id}:{e.step}", "run_id": e.run_id, "step": e.step,
-            "workflow": e.workflow, "status": "pending", "reason": e.reason,
-            "input": _dumps(e.input), "output": _dumps(e.output), "confidence": e.confidence,
-            "decision": None, "decided_output": None, "reviewer": None, "created": e.ts,
-            "decided": None,
-        }))
-        self._buffer.append((self._run_update, {
-            "b_run_id": e.run_id, "b_status": "waiting_review", "b_output": None,
-            "b_error": None, "b_ended": None, "b_waiting": e.step, "b_updated": e.ts,
-        }))
+        self._buffer.append(
+            (
+                self._step_upsert,
+                {
+                    "run_id": e.run_id,
+                    "step": e.step,
+                    "agent_type": e.agent_type,
+                    "status": "escalated",
+                    "attempt": 1,
+                    "actor": "agent",
+                    "output": _dumps(e.output),
+                    "confidence": e.confidence,
+                    "input_tokens": u.input_tokens,
+                    "output_tokens": u.output_tokens,
+                    "model_calls": u.model_calls,
+                    "model_seconds": u.model_seconds,
+                    "cost": u.cost,
+                    "versions": _dumps(e.versions),
+                    "flags": "[]",
+                    "error": None,
+                    "started": e.ts,
+                    "ended": None,
+                },
+            )
+        )
+        self._buffer.append(
+            (
+                self._review_insert,
+                {
+                    "review_id": f"{e.run_id}:{e.step}",
+                    "run_id": e.run_id,
+                    "step": e.step,
+                    "workflow": e.workflow,
+                    "status": "pending",
+                    "reason": e.reason,
+                    "input": _dumps(e.input),
+                    "output": _dumps(e.output),
+                    "confidence": e.confidence,
+                    "decision": None,
+                    "decided_output": None,
+                    "reviewer": None,
+                    "created": e.ts,
+                    "decided": None,
+                },
+            )
+        )
+        self._buffer.append(
+            (
+                self._run_update,
+                {
+                    "b_run_id": e.run_id,
+                    "b_status": "waiting_review",
+                    "b_output": None,
+                    "b_error": None,
+                    "b_ended": None,
+                    "b_waiting": e.step,
+                    "b_updated": e.ts,
+                },
+            )
+        )
 
     def _write_decision(self, e: ev.ReviewDecided) -> None:
-        self._buffer.append((self._review_decide, {
-            "b_run_id": e.run_id, "b_step": e.step,
-            "b_status": "approved" if e.decision == "approve" else "corrected",
-            "b_decision": e.decision, "b_output": _dumps(e.output), "b_reviewer": e.reviewer,
-            "b_ts": e.ts,
-        }))
-        self._buffer.append((self._feedback_insert, {
-            "feedback_id": f"review:{e.run_id}:{e.step}"[:80],
-            "workflow": e.workflow, "run_id": e.run_id, "step": e.step,
-            "item_key": e.item_key, "label": _dumps(e.output), "source": "review",
-            "created": e.ts,
-        }))
+        self._buffer.append(
+            (
+                self._review_decide,
+                {
+                    "b_run_id": e.run_id,
+                    "b_step": e.step,
+                    "b_status": "approved" if e.decision == "approve" else "corrected",
+                    "b_decision": e.decision,
+                    "b_output": _dumps(e.output),
+                    "b_reviewer": e.reviewer,
+                    "b_ts": e.ts,
+                },
+            )
+        )
+        self._buffer.append(
+            (
+                self._feedback_insert,
+                {
+                    "feedback_id": f"review:{e.run_id}:{e.step}"[:80],
+                    "workflow": e.workflow,
+                    "run_id": e.run_id,
+                    "step": e.step,
+                    "item_key": e.item_key,
+                    "label": _dumps(e.output),
+                    "source": "review",
+                    "created": e.ts,
+                },
+            )
+        )
 
     def _durable(self) -> asyncio.Future[None] | None:
         """Make everything buffered durable before the caller goes on.
@@ -367,7 +526,8 @@ class SqlStore:
                 self._journal.append([(stmt.name, row) for stmt, row in buffer])
             except OSError as exc:
                 self._buffer = buffer + self._buffer
-                raise StoreError(f"cannot write the store's log {self._journal.path}: {exc}") from exc
+                path = self._journal.path
+                raise StoreError(f"cannot write the store's log {path}: {exc}") from exc
             self._unapplied.extend(buffer)
         if len(self._unapplied) >= self.CHECKPOINT_ROWS:
             self.flush()
@@ -467,8 +627,12 @@ class SqlStore:
         return [_run(r) for r in self._select(select(t).where(t.c.run_id.startswith(prefix)))]
 
     def list_runs(
-        self, *, workflow: str | None = None, status: str | None = None,
-        batch_id: str | None = None, limit: int = 50,
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        batch_id: str | None = None,
+        limit: int = 50,
     ) -> list[RunRecord]:
         t = schema.runs
         q = select(t).order_by(t.c.started.desc()).limit(limit)
@@ -514,13 +678,30 @@ class SqlStore:
         rows = self._select(select(t).where(t.c.workflow == workflow).order_by(t.c.created))
         return [{**r._mapping, "label": _loads(r.label)} for r in rows]
 
-    def add_feedback(self, workflow: str, label: Mapping[str, Any], *, run_id: str | None = None,
-                     step: str | None = None, item_key: str | None = None) -> None:
-        self._buffer.append((self._feedback_insert, {
-            "feedback_id": f"manual:{secrets.token_hex(8)}",
-            "workflow": workflow, "run_id": run_id, "step": step, "item_key": item_key,
-            "label": _dumps(label), "source": "manual", "created": time.time(),
-        }))
+    def add_feedback(
+        self,
+        workflow: str,
+        label: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        step: str | None = None,
+        item_key: str | None = None,
+    ) -> None:
+        self._buffer.append(
+            (
+                self._feedback_insert,
+                {
+                    "feedback_id": f"manual:{secrets.token_hex(8)}",
+                    "workflow": workflow,
+                    "run_id": run_id,
+                    "step": step,
+                    "item_key": item_key,
+                    "label": _dumps(label),
+                    "source": "manual",
+                    "created": time.time(),
+                },
+            )
+        )
         self.flush()
 
     def _select(self, query: Any) -> list[Any]:
@@ -550,27 +731,58 @@ def _grouped(
 
 def _run(r: Any) -> RunRecord:
     return RunRecord(
-        run_id=r.run_id, workflow=r.workflow, workflow_version=r.workflow_version,
-        batch_id=r.batch_id, item_key=r.item_key, status=r.status, input=_loads(r.input),
-        output=_loads(r.output), error=r.error, waiting_step=r.waiting_step,
-        started=r.started, ended=r.ended,
+        run_id=r.run_id,
+        workflow=r.workflow,
+        workflow_version=r.workflow_version,
+        batch_id=r.batch_id,
+        item_key=r.item_key,
+        status=r.status,
+        input=_loads(r.input),
+        output=_loads(r.output),
+        error=r.error,
+        waiting_step=r.waiting_step,
+        started=r.started,
+        ended=r.ended,
     )
 
 
 def _step(r: Any) -> StepRecord:
     return StepRecord(
-        run_id=r.run_id, step=r.step, agent_type=r.agent_type, status=r.status,
-        attempt=r.attempt, actor=r.actor, output=_loads(r.output), confidence=r.confidence,
-        input_tokens=r.input_tokens, output_tokens=r.output_tokens, model_calls=r.model_calls,
-        model_seconds=r.model_seconds, cost=r.cost, versions=_loads(r.versions),
-        flags=tuple(_loads(r.flags)), error=r.error, started=r.started, ended=r.ended,
+        run_id=r.run_id,
+        step=r.step,
+        agent_type=r.agent_type,
+        status=r.status,
+        attempt=r.attempt,
+        actor=r.actor,
+        output=_loads(r.output),
+        confidence=r.confidence,
+        input_tokens=r.input_tokens,
+        output_tokens=r.output_tokens,
+        model_calls=r.model_calls,
+        model_seconds=r.model_seconds,
+        cost=r.cost,
+        versions=_loads(r.versions),
+        flags=tuple(_loads(r.flags)),
+        error=r.error,
+        started=r.started,
+        ended=r.ended,
     )
 
 
 def _review(r: Any) -> ReviewRecord:
     return ReviewRecord(
-        review_id=r.review_id, run_id=r.run_id, step=r.step, workflow=r.workflow,
-        status=r.status, reason=r.reason, input=_loads(r.input), output=_loads(r.output),
-        confidence=r.confidence, decision=r.decision, decided_output=_loads(r.decided_output),
-        reviewer=r.reviewer, created=r.created, decided=r.decided,
+        review_id=r.review_id,
+        run_id=r.run_id,
+        step=r.step,
+        workflow=r.workflow,
+        status=r.status,
+        reason=r.reason,
+        input=_loads(r.input),
+        output=_loads(r.output),
+        confidence=r.confidence,
+        decision=r.decision,
+        decided_output=_loads(r.decided_output),
+        reviewer=r.reviewer,
+        created=r.created,
+        decided=r.decided,
     )
