@@ -1,0 +1,56 @@
+"""relayflow's command line (Typer + Rich). Commands import the engine only when they run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from relayflow.cli import feedback, review, runs
+from relayflow.cli.output import GuardedGroup
+from relayflow.cli.run import resume, run
+from relayflow.cli.validate import validate
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="relayflow",
+    cls=GuardedGroup,
+    help="Run AI workflows declared in YAML, measure every run, review what the machine "
+    "is unsure of.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from relayflow import __version__
+
+        typer.echo(f"relayflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Run AI workflows declared in YAML, measure every run, review what the machine is
+    unsure of."""
+
+
+app.command("validate")(validate)
+app.command("run")(run)
+app.command("resume")(resume)
+app.add_typer(runs.app, name="runs")
+app.add_typer(review.app, name="review")
+app.add_typer(feedback.app, name="feedback")
+
+
+def main() -> None:
+    """The ``relayflow`` console script."""
+    app(prog_name="relayflow")

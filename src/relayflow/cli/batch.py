@@ -1,0 +1,156 @@
+"""Drive a batch (or one run) through the runner under ``asyncio.run``, with the progress
+consumer on the event stream, and turn a first Ctrl-C into a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from relayflow.cli.inputs import file_items, source_items
+from relayflow.cli.output import console
+
+if TYPE_CHECKING:
+    from relayflow.cli.progress import Summary
+    from relayflow.engine.runner import Runner, RunResult
+    from relayflow.spec.loader import Workflow
+
+#: what a batch record's ``inputs`` says when its one item came from ``--input``
+INLINE_INPUT = "--input"
+
+OnResult = Callable[["RunResult"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """Which items to run and how: ``single`` (one ``--input``), ``inputs`` (a file), or the
+    workflow's source; ``resume`` lists runs of the batch to continue by id first."""
+
+    workflow: Workflow
+    store: str
+    batch_id: str
+    concurrency: int = 4
+    single: Mapping[str, Any] | None = None
+    inputs: str | None = None
+    use_source: bool = False
+    limit: int | None = None
+    resume: Sequence[str] = ()
+
+    @property
+    def inputs_name(self) -> str | None:
+        return INLINE_INPUT if self.single is not None else self.inputs
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    summary: Summary
+    cancelled: bool
+
+
+def new_batch_id() -> str:
+    from relayflow.engine.runner import new_id
+
+    return new_id()
+
+
+def execute(
+    job: BatchJob, on_result: OnResult, *, total: int | None = None, only_run: str | None = None
+) -> Outcome:
+    """Run ``job`` to the end (or to the first Ctrl-C); ``only_run`` resumes one run instead."""
+    from relayflow.cli.progress import BatchProgress
+
+    progress = BatchProgress(total=total, console=console(stderr=True))
+    progress.batch_id = job.batch_id or None
+
+    async def main() -> bool:
+        try:
+            if only_run is not None:
+                await _resume_one(job, only_run, progress, on_result)
+            else:
+                await _drive(job, progress, on_result)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return True
+        return False
+
+    with progress:
+        cancelled = asyncio.run(main())
+    return Outcome(progress.summary(), cancelled)
+
+
+async def _resume_one(job: BatchJob, run_id: str, progress: Any, on_result: OnResult) -> None:
+    from relayflow.engine.runner import Runner
+
+    async with Runner(job.workflow, store=job.store, consumers=[progress]) as runner:
+        on_result(await runner.resume(run_id))
+
+
+async def _drive(job: BatchJob, progress: Any, on_result: OnResult) -> None:
+    from relayflow.engine.runner import Runner
+
+    async with Runner(job.workflow, store=job.store, consumers=[progress]) as runner:
+        await _each(_resume_runs(runner, job.resume, job.concurrency), on_result)
+        batch = runner.run_batch(
+            _items(job, runner),
+            concurrency=job.concurrency,
+            batch_id=job.batch_id,
+            inputs_name=job.inputs_name,
+        )
+        await _each(batch, on_result)
+
+
+async def _each(results: AsyncIterator[RunResult], on_result: OnResult) -> None:
+    """Hand each result on; if that fails, stop the runs at once, while the store is open."""
+    try:
+        async for result in results:
+            on_result(result)
+    finally:
+        close = getattr(results, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _items(
+    job: BatchJob, runner: Runner
+) -> Iterable[Mapping[str, Any]] | AsyncIterator[Mapping[str, Any]]:
+    if job.single is not None:
+        return [job.single]
+    if job.inputs is not None:
+        return file_items(job.inputs, job.limit)
+    if job.use_source:
+        return source_items(runner, job.limit)
+    return []
+
+
+async def _resume_runs(
+    runner: Runner, run_ids: Sequence[str], concurrency: int
+) -> AsyncIterator[RunResult]:
+    """Resume these runs, at most ``concurrency`` at once, yielding each as it ends."""
+    pending = iter(run_ids)
+    running: set[asyncio.Task[RunResult]] = set()
+    try:
+        for run_id in pending:
+            if len(running) >= concurrency:
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    yield task.result()
+            running.add(asyncio.ensure_future(runner.resume(run_id)))
+        while running:
+            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                yield task.result()
+    except BaseException:  # Ctrl-C, or the consumer stopped: stop the runs, then re-raise
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+
+
+def runs_to_resume(store: Any, batch_id: str, *, unfinished: bool) -> list[str]:
+    """The batch's failed runs, and with ``unfinished`` also those stopped mid-way (needed when
+    no item source can be read again to find them)."""
+    wanted = {"failed", "running", "cancelled"} if unfinished else {"failed"}
+    return [run_id for _key, run_id, status in store.batch_runs(batch_id) if status in wanted]

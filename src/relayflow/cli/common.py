@@ -1,0 +1,116 @@
+"""What several commands share: the ``--store`` option, opening the store, finding a run by
+prefix, and the workflow file a run or batch was started from."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from relayflow.cli.output import UserError
+
+if TYPE_CHECKING:
+    from relayflow.spec.loader import Workflow
+    from relayflow.store.records import RunRecord
+    from relayflow.store.sql_store import SqlStore
+
+STORE_ENV = "RELAYFLOW_STORE"
+DEFAULT_STORE = Path(".relayflow") / "runs.db"
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help=f"Run store: a path (SQLite) or a database URL. "
+        f"Default: ${STORE_ENV}, else {DEFAULT_STORE} in the current directory.",
+        show_default=False,
+    ),
+]
+WorkflowOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workflow",
+        "-w",
+        help="Workflow file the run was started from (needed when the store does not know it).",
+        show_default=False,
+    ),
+]
+
+
+def store_location(store: str | None) -> str:
+    """The store URL or path the user asked for, or the default."""
+    return store or os.environ.get(STORE_ENV) or str(DEFAULT_STORE)
+
+
+def store_for_writing(store: str | None) -> str:
+    """The store location, with the folder of a SQLite file created."""
+    location = store_location(store)
+    if "://" not in location:
+        Path(location).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return str(Path(location).expanduser())
+    return location
+
+
+def open_store(store: str | None) -> SqlStore:
+    """Open an existing store for reading; a missing SQLite file is an error, not a new file."""
+    from relayflow.store.sql_store import SqlStore
+
+    location = store_location(store)
+    if "://" not in location and not Path(location).expanduser().exists():
+        raise UserError(
+            f"no run store at {location}: run a workflow first, "
+            f"or point --store (or ${STORE_ENV}) at an existing store"
+        )
+    return SqlStore(str(Path(location).expanduser()) if "://" not in location else location)
+
+
+def find_run(store: SqlStore, run_id: str) -> RunRecord:
+    """The run whose id is ``run_id`` or starts with it (the prefix must be unique)."""
+    exact = store.get_run(run_id)
+    if exact is not None:
+        return exact
+    matches = store.find_runs(run_id) if run_id else []
+    if not matches:
+        raise UserError(f"no run {run_id!r} in the store; see `relayflow runs list`")
+    if len(matches) > 1:
+        some = ", ".join(sorted(r.run_id for r in matches)[:5])
+        raise UserError(
+            f"{run_id!r} matches {len(matches)} runs ({some}…): give more characters of the id"
+        )
+    return matches[0]
+
+
+def load_workflow(path: str | Path) -> Workflow:
+    """Load and validate a workflow file; its path is made absolute so the store can find it
+    again from any directory (problems still name the file as the user wrote it)."""
+    from relayflow.spec.loader import load_spec
+
+    workflow = load_spec(path)
+    return dataclasses.replace(workflow, file=workflow.file.resolve())
+
+
+def workflow_of_run(store: SqlStore, run: RunRecord, given: Path | None) -> Workflow:
+    """The workflow a run was started from: ``--workflow``, else its batch's recorded file."""
+    if given is not None:
+        workflow = load_workflow(given)
+        if workflow.name != run.workflow:
+            raise UserError(
+                f"run {run.run_id} belongs to workflow {run.workflow!r}, but {given} is "
+                f"workflow {workflow.name!r}: pass the file the run was started from"
+            )
+        return workflow
+    batch = store.get_batch(run.batch_id) if run.batch_id else None
+    if batch is None or not batch.workflow_file:
+        raise UserError(
+            f"run {run.run_id} was not started by `relayflow run`, so the store does not know "
+            "its workflow file: pass --workflow FILE"
+        )
+    file = Path(batch.workflow_file)
+    if not file.exists():
+        raise UserError(
+            f"the workflow file of run {run.run_id} is gone ({file}): pass --workflow FILE"
+        )
+    return load_workflow(file)

@@ -1,0 +1,121 @@
+"""Where a batch's items come from: a JSONL/JSON/CSV/Parquet file read record by record, or the
+workflow's own source agent; either capped by ``--limit``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from relayflow.cli.output import UserError
+
+if TYPE_CHECKING:
+    from relayflow.engine.runner import Runner
+
+#: local JSONL files up to this size are counted first, so the progress bar knows its total
+COUNT_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+def inputs_location(path: str) -> str:
+    """Check that ``path`` can be read as items; return it absolute (URLs stay as they are)."""
+    if "://" in path and not path.startswith("file://"):
+        _check_format(path)
+        return path
+    local = Path(path.removeprefix("file://")).expanduser()
+    if not local.is_file():
+        raise UserError(f"inputs file not found: {path} — check the path given to --inputs")
+    _check_format(local.name)
+    return str(local.resolve())
+
+
+def _check_format(path: str) -> None:
+    from relayflow.agents.formats import format_of
+    from relayflow.errors import AgentError
+
+    try:
+        format_of(path, None)
+    except AgentError:
+        raise UserError(
+            f"cannot tell the format of {path} from its extension: name it .jsonl, .json, "
+            ".csv or .parquet (optionally compressed, e.g. .jsonl.gz)"
+        ) from None
+
+
+def file_items(location: str, limit: int | None = None) -> Iterator[Mapping[str, Any]]:
+    """Stream the records of ``location`` (never the whole file at once, except JSON, which
+    has to be parsed whole); each must be a JSON object."""
+    from relayflow.agents.formats import READERS, compression_of, format_of
+
+    if limit is not None and limit <= 0:
+        return
+    reader = READERS[format_of(location, None)]
+    count = 0
+    try:
+        opened = _open(location, compression_of(location))
+    except OSError as exc:
+        raise UserError(f"cannot read the inputs {location}: {exc.strerror or exc}") from None
+    with opened as raw:
+        for record in reader(raw, location):
+            if not isinstance(record, Mapping):
+                raise UserError(
+                    f"{location}: item {count + 1} is {type(record).__name__}, not an object — "
+                    "each item must be a JSON object (one per line in JSONL)"
+                )
+            yield record
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+
+def _open(location: str, compression: str | None) -> Any:
+    if compression is None and "://" not in location:
+        return open(location, "rb")  # closed by the caller's ``with``
+    import fsspec
+
+    return fsspec.open(location, "rb", compression=compression)
+
+
+def count_items(location: str, limit: int | None = None) -> int | None:
+    """How many items a local JSONL file holds (non-blank lines), or None when that is not
+    cheap to know (other formats, remote or large files)."""
+    if "://" in location or not location.endswith((".jsonl", ".ndjson")):
+        return limit
+    try:
+        if os.path.getsize(location) > COUNT_LIMIT_BYTES:
+            return limit
+        with open(location, "rb") as handle:
+            total = sum(1 for line in handle if line.strip())
+    except OSError:
+        return limit
+    return total if limit is None else min(total, limit)
+
+
+async def source_items(
+    runner: Runner, limit: int | None = None
+) -> AsyncIterator[Mapping[str, Any]]:
+    """The records of the workflow's source agent, at most ``limit`` of them."""
+    from relayflow.agents.base import SourceAgent
+
+    plan = runner.plan
+    if plan.source is None:
+        raise UserError(
+            f"{runner.workflow.file}: the workflow has no source agent (a retrieval agent "
+            "with no upstream); give items with --input JSON or --inputs FILE"
+        )
+    agent = plan.nodes[plan.source].agent
+    assert isinstance(agent, SourceAgent)
+    if limit is not None and limit <= 0:
+        return
+    count = 0
+    records = agent.records()
+    try:
+        async for record in records:
+            yield record
+            count += 1
+            if limit is not None and count >= limit:
+                return
+    finally:
+        close = getattr(records, "aclose", None)
+        if close is not None:  # stop the source now, not when it is garbage-collected
+            await close()
