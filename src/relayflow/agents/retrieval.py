@@ -10,6 +10,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import jinja2
@@ -92,6 +93,24 @@ class _Location:
     def show(self, path: str) -> str:
         """How a file of this location is named in keys, records and errors."""
         return path if self.local or self.http else str(self.fs.unstrip_protocol(path))
+
+
+def package_path(url: str) -> Path:
+    """``package://module/path/in/it``: a data file shipped inside an installed Python package,
+    found without importing the package (data sets that come from a registry package)."""
+    import importlib.util
+
+    module, _, inner = url.removeprefix("package://").partition("/")
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise AgentError(
+            f"cannot read {url}: no installed package {module!r} — pip install the package "
+            "that ships this data"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / inner
 
 
 async def _stream(items: Generator[T, None, None]) -> AsyncGenerator[T, None]:
@@ -261,7 +280,9 @@ class RetrievalAgent(SourceAgent):
     def _locate(self, source: str) -> _Location:
         import fsspec
 
-        if "://" not in source:
+        if source.startswith("package://"):
+            source = str(package_path(source))
+        elif "://" not in source:
             source = str(self.ctx.resolve(source))
         try:
             fs, path = fsspec.core.url_to_fs(source, **self.config.storage_options)
