@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,17 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from relayflow.errors import Problem, SpecError
-from relayflow.spec.models import AGENT_CONFIGS, AgentConfig, WorkflowSpec
+from relayflow.spec.models import AGENT_CONFIGS, AgentConfig, Defaults, WorkflowSpec
 from relayflow.spec.validate import validate_workflow
 from relayflow.spec.yaml_lines import LineMap, Path_, parse_yaml
 
 
 @dataclass(frozen=True, slots=True)
 class Workflow:
-    """A workflow file that passed validation: its sections, its agents, and where they came from."""
+    """A workflow file that passed validation: its sections, its agents, and where they came from.
+
+    ``file`` is absolute, so ``base_dir`` still resolves relative paths after a ``chdir``.
+    """
 
     file: Path
     name: str
@@ -40,30 +44,61 @@ def load_spec(path: str | Path) -> Workflow:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([Problem(str(file), 0, "", "file not found", "check the path")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([Problem(str(file), 0, "", f"cannot read the file ({exc})", "")]) from None
+    except IsADirectoryError:
+        raise SpecError(
+            [Problem(str(file), 0, "", "is a folder", "pass the workflow's YAML file itself")]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            [Problem(str(file), 0, "", f"not UTF-8 text ({exc.reason})", "save it as UTF-8")]
+        ) from None
+    except OSError as exc:
+        raise SpecError(
+            [
+                Problem(
+                    str(file),
+                    0,
+                    "",
+                    f"cannot read the file ({exc.strerror or exc})",
+                    "check the path and its permissions",
+                )
+            ]
+        ) from None
     return load_spec_text(text, file)
 
 
 def load_spec_text(text: str, file: Path) -> Workflow:
-    """Validate workflow YAML ``text`` as if it were read from ``file`` (paths resolve beside it)."""
+    """Validate workflow YAML ``text`` as if read from ``file`` (paths resolve beside it)."""
     where = str(file)
     try:
         data, lines = parse_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        what = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(
-            [Problem(where, line, "", f"invalid YAML: {what}", "fix the YAML syntax")]
-        ) from None
+        raise SpecError([_yaml_problem(exc, text, where)]) from None
     problems = [
         Problem(where, line, _dotted(path), "duplicate key", "keep one of them")
         for path, line in lines.duplicates
     ]
-    if not isinstance(data, dict) or "workflow" not in data:
+    if not isinstance(data, dict):
+        what = "empty" if data is None else f"a {type(data).__name__}, not a mapping"
         problems.append(
-            Problem(where, 1, "workflow", "missing", "start the file with `workflow:` and a list")
+            Problem(
+                where,
+                lines.line_of(()) or 1,
+                "",
+                f"the file is {what}",
+                "start the file with `workflow:` and a list of agents",
+            )
+        )
+        raise SpecError(problems)
+    if "workflow" not in data:
+        problems.append(
+            Problem(
+                where,
+                lines.line_of(()) or 1,
+                "workflow",
+                "missing",
+                "start the file with `workflow:` and a list of agents",
+            )
         )
         raise SpecError(problems)
 
@@ -71,26 +106,65 @@ def load_spec_text(text: str, file: Path) -> Workflow:
     try:
         spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_problems_from(exc, (), where, lines, data))
+        # Each agent is validated on its own below, against its type's model.
+        problems.extend(_problems_from(exc, (), where, lines, data, skip_agents=True))
 
     raw_agents = data.get("workflow")
     agents: list[AgentConfig] = []
+    positions: list[int] = []
+    failed_names: list[str] = []
     if isinstance(raw_agents, list):
-        defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+        defaults = _defaults(data.get("defaults"))
         for index, raw in enumerate(raw_agents):
-            agent = _load_agent(raw, index, where, lines, defaults or {}, problems)
+            agent = _load_agent(raw, index, where, lines, defaults, problems)
             if agent is not None:
                 agents.append(agent)
+                positions.append(index)
+            elif isinstance(raw, dict) and isinstance(raw.get("name"), str):
+                failed_names.append(raw["name"])
 
     depends_on = _resolve_depends_on(agents)
-    if spec is not None and len(agents) == len(raw_agents or []):
-        problems.extend(validate_workflow(spec, agents, depends_on, file, lines))
+    problems.extend(
+        validate_workflow(
+            spec, agents, depends_on, file, lines, positions=positions, other_names=failed_names
+        )
+    )
     if problems:
-        raise SpecError(sorted(set(problems), key=lambda p: (p.line, p.field, p.message)))
+        raise SpecError(sorted(set(problems), key=lambda p: _order(p, where)))
     assert spec is not None
     name = spec.name or (file.parent.name if file.stem == "workflow" else file.stem)
     version = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return Workflow(file, name, version, spec, tuple(agents), depends_on, lines)
+    return Workflow(file.absolute(), name, version, spec, tuple(agents), depends_on, lines)
+
+
+def _order(problem: Problem, where: str) -> tuple[bool, str, int, str, str]:
+    """The workflow file's own problems first, by line; then those inside files it names."""
+    return (problem.file != where, problem.file, problem.line, problem.field, problem.message)
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str, where: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        line = mark.line + 1
+    elif isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+    else:
+        line = 0
+    what = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+    fix = "indent with spaces: YAML forbids tabs" if "'\\t'" in what else "fix the YAML syntax"
+    return Problem(where, line, "", f"invalid YAML: {what}", fix)
+
+
+def _defaults(raw: Any) -> dict[str, Any]:
+    """The ``defaults:`` section as written, or nothing when it is invalid (reported once, by
+    the section itself, not again in every agent that would inherit it)."""
+    if not isinstance(raw, dict):
+        return {}
+    try:
+        Defaults.model_validate(raw)
+    except ValidationError:
+        return {}
+    return raw
 
 
 def _load_agent(
@@ -104,25 +178,35 @@ def _load_agent(
     path: Path_ = ("workflow", index)
     if not isinstance(raw, dict):
         problems.append(
-            Problem(where, lines.line_of(path), f"workflow[{index}]", "an agent must be a mapping",
-                    "write `- name: …` and `type: …` on their own lines")
+            Problem(
+                where,
+                lines.line_of(path),
+                f"workflow[{index}]",
+                "an agent must be a mapping",
+                "write `- name: …` and `type: …` on their own lines",
+            )
         )
         return None
-    label = str(raw.get("name") or f"workflow[{index}]")
+    name = raw.get("name")
+    label = name if isinstance(name, str) and name else f"workflow[{index}]"
     type_name = raw.get("type")
     config_class = _config_class(type_name)
     if config_class is None:
         from relayflow.agents.registry import known_types
 
         problems.append(
-            Problem(where, lines.line_of((*path, "type")), f"{label}.type",
-                    f"unknown agent type {type_name!r}" if type_name else "missing",
-                    f"use one of: {', '.join(known_types())}")
+            Problem(
+                where,
+                lines.line_of((*path, "type")),
+                f"{label}.type",
+                f"unknown agent type {_short(type_name)}" if type_name else "missing",
+                f"use one of: {', '.join(known_types())}",
+            )
         )
         return None
     merged = dict(raw)
-    for key in ("retry", "timeout"):
-        if key not in merged and defaults.get(key) is not None:
+    for key in ("retry", "timeout", "model"):
+        if key in config_class.model_fields and key not in merged and defaults.get(key) is not None:
             merged[key] = defaults[key]
     try:
         return config_class.model_validate(merged)
@@ -163,10 +247,13 @@ def _problems_from(
     lines: LineMap,
     data: dict[str, Any],
     label: str | None = None,
+    skip_agents: bool = False,
 ) -> list[Problem]:
     out: list[Problem] = []
     for error in exc.errors():
         loc = tuple(error["loc"])
+        if skip_agents and len(loc) > 1 and loc[0] == "workflow" and isinstance(loc[1], int):
+            continue
         path = (*prefix, *loc)
         field = ".".join(str(p) for p in loc)
         field = f"{label}.{field}" if label else _dotted(path)
@@ -179,14 +266,25 @@ def _explain(error: Any, loc: tuple[Any, ...], data: dict[str, Any]) -> tuple[st
     kind = error["type"]
     if kind == "missing":
         return "required field is missing", f"add `{loc[-1]}: …`"
+    if kind == "too_short" and loc == ("workflow",):
+        return "the workflow has no agents", "list them under `workflow:` (`- name: …`, `type: …`)"
     if kind == "extra_forbidden":
         return "unknown field", "remove it or check its spelling"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return f"{error['input']!r} is not allowed", f"use one of {expected}"
+        return f"{_short(error['input'])} is not allowed", f"use one of {expected}"
     value = error.get("input")
-    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    shown = _short(value) if not isinstance(value, dict | list) else type(value).__name__
     return f"{error['msg'].lower()} (got {shown})", "fix the value's type or range"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+
+
+def _short(value: Any) -> str:
+    """A bounded repr: a user's value may be long, deeply nested or refer to itself."""
+    return _REPR.repr(value)
 
 
 def _dotted(path: Path_) -> str:

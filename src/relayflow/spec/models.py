@@ -14,9 +14,9 @@ class _Strict(BaseModel):
 class RetryPolicy(_Strict):
     """How often a failed step is tried again, with exponential backoff and full jitter."""
 
-    attempts: int = Field(1, ge=1, le=100)
-    backoff: float = Field(0.5, ge=0)
-    max_backoff: float = Field(30.0, ge=0)
+    attempts: int = Field(default=1, ge=1, le=100)
+    backoff: float = Field(default=0.5, ge=0)
+    max_backoff: float = Field(default=30.0, ge=0)
     jitter: bool = True
 
 
@@ -28,7 +28,7 @@ class AgentConfig(_Strict):
     depends_on: list[str] | None = None
     description: str | None = None
     retry: RetryPolicy = RetryPolicy()
-    timeout: float | None = Field(None, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
 
     @field_validator("depends_on", mode="before")
     @classmethod
@@ -42,7 +42,7 @@ class RetrievalConfig(AgentConfig):
     source: str
     format: Literal["jsonl", "json", "csv", "parquet", "text"] | None = None
     glob: str | None = None
-    limit: int | None = Field(None, ge=1)
+    limit: int | None = Field(default=None, ge=1)
     storage_options: dict[str, Any] = Field(default_factory=dict)
     into: str = "retrieved"
     missing: Literal["fail", "empty"] = "fail"
@@ -68,15 +68,15 @@ class InferenceConfig(AgentConfig):
     output_schema: str | dict[str, Any] | None = None
     output_field: str = "output"
     features: list[str] | None = None
-    max_tokens: int = Field(256, ge=1)
-    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.0, ge=0, le=2)
 
 
 class QualityCheckConfig(AgentConfig):
     """Check the handoff against a JSON Schema ruleset and a minimum confidence."""
 
     ruleset: str | None = None
-    min_confidence: float = Field(0.85, ge=0, le=1)
+    min_confidence: float = Field(default=0.85, ge=0, le=1)
     on_failure: Literal["retry", "escalate", "fail"] = "escalate"
     field: str | None = None
 
@@ -110,9 +110,9 @@ AGENT_CONFIGS: dict[str, type[AgentConfig]] = {
 
 
 class PriceSpec(_Strict):
-    input_per_1m: float = Field(0.0, ge=0)
-    output_per_1m: float = Field(0.0, ge=0)
-    per_call: float = Field(0.0, ge=0)
+    input_per_1m: float = Field(default=0.0, ge=0)
+    output_per_1m: float = Field(default=0.0, ge=0)
+    per_call: float = Field(default=0.0, ge=0)
 
 
 class ModelSpec(_Strict):
@@ -124,10 +124,10 @@ class ModelSpec(_Strict):
     api_key_env: str | None = None
     version: str | None = None
     price: PriceSpec = PriceSpec()
-    timeout: float = Field(60.0, gt=0)
-    max_retries: int = Field(2, ge=0)
-    context: int = Field(2048, ge=128)
-    threads: int | None = Field(None, ge=1)
+    timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    context: int = Field(default=2048, ge=128)
+    threads: int | None = Field(default=None, ge=1)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -135,7 +135,7 @@ class Defaults(_Strict):
     """Settings applied to every agent that does not set its own."""
 
     retry: RetryPolicy | None = None
-    timeout: float | None = Field(None, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
     model: str | None = None
 
 
@@ -160,4 +160,4 @@ class WorkflowSpec(BaseModel):
     defaults: Defaults = Defaults()
     evaluate: EvaluateSpec | None = None
     escalation: dict[str, Any] = Field(default_factory=dict)
-    compute_rate_per_cpu_second: float = Field(0.0, ge=0)
+    compute_rate_per_cpu_second: float = Field(default=0.0, ge=0)

@@ -1,4 +1,5 @@
-"""Checks of a whole workflow beyond field types: names, graph, files, models, templates.
+"""Checks of a whole workflow beyond field types: names, graph, models, outputs, expressions
+(and, through validate_files, the files it names).
 
 Each ``_validate_*`` function is pure: it looks at the parsed workflow and returns problems.
 """
@@ -6,135 +7,155 @@ Each ``_validate_*`` function is pure: it looks at the parsed workflow and retur
 from __future__ import annotations
 
 import graphlib
-import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from relayflow.errors import Problem
 from relayflow.spec.models import (
     AgentConfig,
     HumanReviewConfig,
     InferenceConfig,
-    QualityCheckConfig,
-    RetrievalConfig,
-    TransformConfig,
     WorkflowSpec,
 )
+from relayflow.spec.validate_files import validate_files, validate_rulesets, validate_templates
 from relayflow.spec.yaml_lines import LineMap
 
 Deps = dict[str, tuple[str, ...]]
 
 
-class _Where:
+class Where:
     """Turns an agent index and field into a Problem at the right line of the workflow file."""
 
-    def __init__(self, file: Path, lines: LineMap, agents: list[AgentConfig]) -> None:
-        self.file, self.lines, self.agents = str(file), lines, agents
+    def __init__(
+        self, file: Path, lines: LineMap, agents: list[AgentConfig], positions: list[int]
+    ) -> None:
+        self.file, self.lines, self.agents, self.positions = str(file), lines, agents, positions
 
-    def problem(self, index: int, field: str, message: str, fix: str) -> Problem:
-        line = self.lines.line_of(("workflow", index, field))
+    def line(self, index: int, *inside: str | int) -> int:
+        """The line of ``inside`` (a path of keys and items) in agent ``index``."""
+        return self.lines.line_of(("workflow", self.positions[index], *inside))
+
+    def problem(
+        self, index: int, field: str, message: str, fix: str, at: str | None = None
+    ) -> Problem:
+        """A problem with ``field`` of agent ``index``, at the line of ``at`` (default: the
+        field; a field that is missing falls back to the agent's first line)."""
+        line = self.lines.line_of(("workflow", self.positions[index], at or field))
         return Problem(self.file, line, f"{self.agents[index].name}.{field}", message, fix)
 
 
 def validate_workflow(
-    spec: WorkflowSpec,
-    agents: list[AgentConfig] | tuple[AgentConfig, ...],
+    spec: WorkflowSpec | None,
+    agents: Sequence[AgentConfig],
     depends_on: Deps,
     file: Path,
     lines: LineMap,
+    *,
+    positions: Sequence[int] | None = None,
+    other_names: Iterable[str] = (),
 ) -> list[Problem]:
+    """Every problem of the workflow beyond single fields.
+
+    ``positions`` gives each agent's index under ``workflow:`` when some agents failed to load
+    (default: agents are the whole list); ``other_names`` are the names of those that failed, so
+    a dependency on them is not reported as unknown. ``spec`` is None when the top-level
+    sections are invalid (already reported); the checks that need it are skipped.
+    """
     agents = list(agents)
-    where = _Where(file, lines, agents)
+    where = Where(file, lines, agents, list(positions or range(len(agents))))
     base = file.parent
     problems = _validate_names(agents, where)
-    problems += _validate_depends_on(agents, depends_on, where)
-    if not problems:
-        problems += _validate_acyclic(agents, depends_on, where)
-    problems += _validate_files(agents, base, where)
-    problems += _validate_models(spec, agents, where, lines, str(file))
+    problems += _validate_depends_on(agents, where, set(other_names))
+    problems += _validate_acyclic(agents, depends_on, where)
+    problems += validate_files(agents, base, where)
+    if spec is not None:
+        problems += _validate_models(spec, agents, where, lines, str(file))
     problems += _validate_outputs(agents, where)
-    problems += _validate_templates(agents, base, where)
-    problems += _validate_rulesets(agents, base, where)
+    problems += validate_templates(agents, base, where)
+    problems += validate_rulesets(agents, base, where)
     problems += _validate_expressions(agents, where)
     return problems
 
 
-def _validate_names(agents: list[AgentConfig], where: _Where) -> list[Problem]:
+def _validate_names(agents: list[AgentConfig], where: Where) -> list[Problem]:
     first: dict[str, int] = {}
     problems = []
     for index, agent in enumerate(agents):
         if agent.name in first:
             problems.append(
-                where.problem(index, "name", f"duplicate name (also agent #{first[agent.name] + 1})",
-                              "give every agent a unique name")
+                where.problem(
+                    index,
+                    "name",
+                    f"duplicate name (also agent #{where.positions[first[agent.name]] + 1})",
+                    "give every agent a unique name",
+                )
             )
         first.setdefault(agent.name, index)
     return problems
 
 
-def _validate_depends_on(agents: list[AgentConfig], deps: Deps, where: _Where) -> list[Problem]:
+def _validate_depends_on(
+    agents: list[AgentConfig], where: Where, other_names: set[str]
+) -> list[Problem]:
+    """Check the names written under ``depends_on``. The implicit default (the agent above)
+    always exists, and equals the agent's own name only when names repeat (reported apart)."""
     names = {a.name for a in agents}
     problems = []
     for index, agent in enumerate(agents):
-        for dep in deps[agent.name]:
+        for dep in agent.depends_on or ():
             if dep == agent.name:
-                problems.append(where.problem(index, "depends_on", "an agent cannot depend on itself",
-                                              "remove its own name"))
-            elif dep not in names:
                 problems.append(
-                    where.problem(index, "depends_on", f"unknown agent {dep!r}",
-                                  f"use one of: {', '.join(sorted(names - {agent.name}))}")
+                    where.problem(
+                        index,
+                        "depends_on",
+                        "an agent cannot depend on itself",
+                        "remove its own name",
+                    )
+                )
+            elif dep not in names and dep not in other_names:
+                problems.append(
+                    where.problem(
+                        index,
+                        "depends_on",
+                        f"unknown agent {dep!r}",
+                        f"use one of: {', '.join(sorted((names | other_names) - {agent.name}))}",
+                    )
                 )
     return problems
 
 
-def _validate_acyclic(agents: list[AgentConfig], deps: Deps, where: _Where) -> list[Problem]:
-    sorter = graphlib.TopologicalSorter({name: set(d) for name, d in deps.items()})
-    try:
-        sorter.prepare()
-    except graphlib.CycleError as exc:
-        cycle: list[str] = list(exc.args[1])
-        index = next(i for i, a in enumerate(agents) if a.name == cycle[0])
-        return [where.problem(index, "depends_on", f"cycle: {' -> '.join(cycle)}",
-                              "remove one of these dependencies")]
-    return []
-
-
-def _is_local(source: str) -> bool:
-    return "://" not in source or source.startswith("file://")
-
-
-def _file_fields(agent: AgentConfig) -> list[tuple[str, str]]:
-    if isinstance(agent, TransformConfig):
-        return [("script", agent.script)]
-    if isinstance(agent, InferenceConfig):
-        fields = [("prompt_template", agent.prompt_template)] if agent.prompt_template else []
-        if isinstance(agent.output_schema, str):
-            fields.append(("output_schema", agent.output_schema))
-        return fields
-    if isinstance(agent, QualityCheckConfig) and agent.ruleset:
-        return [("ruleset", agent.ruleset)]
-    return []
-
-
-def _validate_files(agents: list[AgentConfig], base: Path, where: _Where) -> list[Problem]:
-    problems = []
+def _validate_acyclic(agents: list[AgentConfig], deps: Deps, where: Where) -> list[Problem]:
+    """Report one cycle, at the ``depends_on`` of its agent that comes first in the file (its
+    dependency inside the cycle points down the file: that is the edge to question)."""
+    position: dict[str, int] = {}
     for index, agent in enumerate(agents):
-        fields = _file_fields(agent)
-        if isinstance(agent, RetrievalConfig) and _is_local(agent.source):
-            if "{{" not in agent.source and "{%" not in agent.source and not agent.glob:
-                fields.append(("source", agent.source.removeprefix("file://")))
-        for field, value in fields:
-            path = Path(value).expanduser()
-            path = path if path.is_absolute() else base / path
-            if not path.exists():
-                problems.append(where.problem(index, field, f"file not found: {path}",
-                                              "create it or fix the path (relative to the YAML)"))
-    return problems
+        position.setdefault(agent.name, index)
+    # Unknown names and self-dependencies are reported on their own; leave them out here.
+    graph = {
+        name: {d for d in deps.get(name, ()) if d in position and d != name} for name in position
+    }
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        # graphlib lists each node followed by one that depends on it; reverse to read
+        # "a depends on b depends on … a".
+        cycle: list[str] = list(reversed(exc.args[1]))[:-1]
+        start = min(range(len(cycle)), key=lambda k: position[cycle[k]])
+        cycle = cycle[start:] + cycle[:start]
+        shown = " -> ".join([*cycle, cycle[0]])
+        return [
+            where.problem(
+                position[cycle[0]],
+                "depends_on",
+                f"cycle: {shown} (each depends on the next)",
+                "remove one of these dependencies",
+            )
+        ]
+    return []
 
 
 def _validate_models(
-    spec: WorkflowSpec, agents: list[AgentConfig], where: _Where, lines: LineMap, file: str
+    spec: WorkflowSpec, agents: list[AgentConfig], where: Where, lines: LineMap, file: str
 ) -> list[Problem]:
     # With no `models:` section every alias means the embedded local model, so that the
     # handbook's example (model: "gpt-5x") runs as written; once a team declares models,
@@ -145,98 +166,54 @@ def _validate_models(
     for index, agent in enumerate(agents):
         if isinstance(agent, InferenceConfig) and agent.model not in spec.models:
             problems.append(
-                where.problem(index, "model", f"model alias {agent.model!r} is not defined",
-                              f"define it under `models:` or use one of: "
-                              f"{', '.join(sorted(spec.models))}")
+                where.problem(
+                    index,
+                    "model",
+                    f"model alias {agent.model!r} is not defined",
+                    f"define it under `models:` or use one of: {', '.join(sorted(spec.models))}",
+                )
             )
     if spec.defaults.model and spec.defaults.model not in spec.models:
-        problems.append(Problem(file, lines.line_of(("defaults", "model")), "defaults.model",
-                                f"model alias {spec.defaults.model!r} is not defined",
-                                "define it under `models:`"))
+        problems.append(
+            Problem(
+                file,
+                lines.line_of(("defaults", "model")),
+                "defaults.model",
+                f"model alias {spec.defaults.model!r} is not defined",
+                "define it under `models:`",
+            )
+        )
     return problems
 
 
-def _validate_outputs(agents: list[AgentConfig], where: _Where) -> list[Problem]:
+def _validate_outputs(agents: list[AgentConfig], where: Where) -> list[Problem]:
     problems = []
     for index, agent in enumerate(agents):
         if not isinstance(agent, InferenceConfig):
             continue
         if agent.output == "label" and not agent.labels and not agent.features:
-            problems.append(where.problem(index, "labels", "output: label needs a list of labels",
-                                          "add `labels: [a, b, …]`"))
+            problems.append(
+                where.problem(
+                    index,
+                    "labels",
+                    "output: label needs a list of labels",
+                    "add `labels: [a, b, …]`",
+                    at="output",
+                )
+            )
         if not agent.prompt_template and agent.prompt is None and not agent.features:
-            problems.append(where.problem(index, "prompt_template", "no prompt",
-                                          "add `prompt_template: file.jinja` or `prompt: …`"))
+            problems.append(
+                where.problem(
+                    index,
+                    "prompt_template",
+                    "no prompt",
+                    "add `prompt_template: file.jinja` or `prompt: …`",
+                )
+            )
     return problems
 
 
-def _validate_templates(agents: list[AgentConfig], base: Path, where: _Where) -> list[Problem]:
-    from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import SandboxedEnvironment
-
-    env = SandboxedEnvironment()
-    problems = []
-    for index, agent in enumerate(agents):
-        if not isinstance(agent, InferenceConfig):
-            continue
-        sources: list[tuple[str, str, Path | None]] = []
-        if agent.prompt_template:
-            path = base / agent.prompt_template
-            if path.is_file():
-                sources.append(("prompt_template", path.read_text(encoding="utf-8"), path))
-        if agent.prompt is not None:
-            sources.append(("prompt", agent.prompt, None))
-        for field, text, path in sources:
-            try:
-                env.parse(text)
-            except TemplateSyntaxError as exc:
-                if path is None:
-                    problems.append(where.problem(index, field, f"template error: {exc.message}",
-                                                  "fix the Jinja syntax"))
-                else:
-                    problems.append(Problem(str(path), exc.lineno, f"{agent.name}.{field}",
-                                            f"template error: {exc.message}",
-                                            "fix the Jinja syntax"))
-    for index, agent in enumerate(agents):
-        if isinstance(agent, RetrievalConfig) and ("{{" in agent.source or "{%" in agent.source):
-            try:
-                env.parse(agent.source)
-            except TemplateSyntaxError as exc:
-                problems.append(where.problem(index, "source", f"template error: {exc.message}",
-                                              "fix the Jinja syntax"))
-    return problems
-
-
-def _validate_rulesets(agents: list[AgentConfig], base: Path, where: _Where) -> list[Problem]:
-    import jsonschema
-
-    problems = []
-    for index, agent in enumerate(agents):
-        fields: list[tuple[str, str]] = []
-        if isinstance(agent, QualityCheckConfig) and agent.ruleset:
-            fields.append(("ruleset", agent.ruleset))
-        if isinstance(agent, InferenceConfig) and isinstance(agent.output_schema, str):
-            fields.append(("output_schema", agent.output_schema))
-        for field, value in fields:
-            path = base / value
-            if not path.is_file():
-                continue
-            try:
-                schema: Any = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                problems.append(Problem(str(path), exc.lineno, f"{agent.name}.{field}",
-                                        f"invalid JSON: {exc.msg}", "fix the JSON syntax"))
-                continue
-            try:
-                jsonschema.validators.validator_for(schema).check_schema(schema)
-            except jsonschema.SchemaError as exc:
-                problems.append(Problem(str(path), 1, f"{agent.name}.{field}",
-                                        f"not a valid JSON Schema: {exc.message}",
-                                        "fix the schema (see json-schema.org)"))
-    return problems
-
-
-def _validate_expressions(agents: list[AgentConfig], where: _Where) -> list[Problem]:
+def _validate_expressions(agents: list[AgentConfig], where: Where) -> list[Problem]:
     from jinja2 import TemplateSyntaxError
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -247,6 +224,12 @@ def _validate_expressions(agents: list[AgentConfig], where: _Where) -> list[Prob
             try:
                 env.compile_expression(agent.when)
             except TemplateSyntaxError as exc:
-                problems.append(where.problem(index, "when", f"expression error: {exc.message}",
-                                              "write a Jinja expression, e.g. confidence < 0.9"))
+                problems.append(
+                    where.problem(
+                        index,
+                        "when",
+                        f"expression error: {exc.message}",
+                        "write a Jinja expression, e.g. confidence < 0.9",
+                    )
+                )
     return problems

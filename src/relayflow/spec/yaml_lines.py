@@ -27,34 +27,89 @@ class LineMap:
 
 
 def parse_yaml(text: str) -> tuple[Any, LineMap]:
-    """Parse ``text`` (safe YAML) and return the data with its line map. Raises yaml.YAMLError."""
+    """Parse ``text`` (safe YAML) and return the data with its line map. Raises yaml.YAMLError.
+
+    Every failure of the YAML library is raised as a ``yaml.YAMLError``: a value that a tag
+    cannot convert (``2020-13-45``, ``!!int abc``) and nesting too deep to parse included.
+    """
     loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise yaml.YAMLError("the document is nested too deeply") from None
+        lines = LineMap()
+        if node is None:
+            return None, lines
+        # Walk before constructing: construction flattens `<<` merge keys into the node,
+        # which would make a merged key and its local override look like a duplicate.
+        lines.lines[()] = node.start_mark.line + 1
+        _walk(node, lines)
+        try:
+            data = loader.construct_document(node)
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # PyYAML's converters raise whatever they hit (IndexError …)
+            raise _bad_scalar(node, exc) from None
     finally:
         loader.dispose()
-    lines = LineMap()
-    if node is not None:
-        lines.lines[()] = node.start_mark.line + 1
-        _walk(node, (), lines)
     return data, lines
 
 
-def _walk(node: yaml.Node, path: Path_, out: LineMap) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = (*path, key)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                out.duplicates.append((child, line))
-            seen.add(key)
-            out.lines[child] = line
-            _walk(value_node, child, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            child = (*path, index)
-            out.lines[child] = item.start_mark.line + 1
-            _walk(item, child, out)
+def _walk(root: yaml.Node, out: LineMap) -> None:
+    """Record the line of every key and item. Iterative, and each node is visited once, so
+    aliases (even an alias of its own parent, which YAML allows) cannot loop or explode."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, Path_]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        children: list[tuple[yaml.Node, Path_]] = []
+        if isinstance(node, yaml.MappingNode):
+            keys: set[tuple[str, str]] = set()
+            for key_node, value_node in node.value:
+                # A complex key (`? [a, b]`) is rejected when constructing; never repr its nodes.
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+                child = (*path, key)
+                line = key_node.start_mark.line + 1
+                # `1` and `"1"` are different keys; compare the tag too.
+                identity = (str(key_node.tag), key)
+                if identity in keys:
+                    out.duplicates.append((child, line))
+                keys.add(identity)
+                out.lines[child] = line  # a repeated key: PyYAML keeps the last one
+                children.append((value_node, child))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                child = (*path, index)
+                out.lines[child] = item.start_mark.line + 1
+                children.append((item, child))
+        stack.extend(reversed(children))  # document order, so an alias maps to its anchor's path
+
+
+def _bad_scalar(root: yaml.Node, exc: Exception) -> yaml.YAMLError:
+    """Find the scalar whose tag could not convert it, to report its line."""
+    converter = yaml.SafeLoader("")
+    seen: set[int] = set()
+    stack: list[yaml.Node] = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                converter.construct_object(node, deep=True)
+            except Exception as inner:  # any failure marks the culprit
+                return yaml.MarkedYAMLError(
+                    problem=f"cannot read {node.value!r} as {str(node.tag).rsplit(':', 1)[-1]}"
+                    f" ({inner})",
+                    problem_mark=node.start_mark,
+                )
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in reversed(node.value) for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+    return yaml.YAMLError(f"cannot read a value ({exc})")
