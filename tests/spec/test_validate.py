@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relayflow.errors import Problem
+from relayflow.errors import Problem, SpecError
 from relayflow.spec.loader import load_spec
 from relayflow.spec.models import QualityCheckConfig, TransformConfig, WorkflowSpec
 from relayflow.spec.validate import validate_workflow
@@ -355,3 +355,20 @@ def test_validate_workflow_maps_agents_to_their_positions(tmp_path: Path) -> Non
 def test_validate_workflow_is_quiet_for_a_good_workflow(seed_dir: Path) -> None:
     wf = load_spec(seed_dir / "workflow.yaml")
     assert validate_workflow(wf.spec, wf.agents, wf.depends_on, wf.file, wf.lines) == []
+
+
+def test_a_missing_golden_set_is_reported_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "step.py").write_text("def transform(r):\n    return r\n")
+    path = tmp_path / "workflow.yaml"
+    path.write_text(
+        "evaluate:\n"
+        "  metric: accuracy\n"
+        "  golden: data/golden.jsonl\n"
+        "workflow:\n"
+        "  - {name: a, type: transform, script: step.py}\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    [problem] = caught.value.problems
+    assert (problem.line, problem.field) == (3, "evaluate.golden")
+    assert "file not found" in problem.message

@@ -140,11 +140,17 @@ class Defaults(_Strict):
 
 
 class EvaluateSpec(_Strict):
-    golden: str
+    """How a workflow's accuracy is measured: ``metric`` over the run output's ``prediction``
+    field against a reference — the ``reference`` field of the golden set's record with the
+    same ``key`` when ``golden`` is given, else the ``reference`` field the workflow carried
+    through to its output (a label that arrived with the input record)."""
+
+    golden: str | None = None
     metric: Literal["accuracy", "f1", "rouge", "bleu", "exact_match", "pass_at_k"] = "accuracy"
     prediction: str = "output"
     reference: str = "expected"
     key: str = "id"
+    k: int = Field(default=1, ge=1)
 
 
 class WorkflowSpec(BaseModel):

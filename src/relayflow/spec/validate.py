@@ -17,7 +17,13 @@ from relayflow.spec.models import (
     InferenceConfig,
     WorkflowSpec,
 )
-from relayflow.spec.validate_files import validate_files, validate_rulesets, validate_templates
+from relayflow.spec.validate_files import (
+    path_kind,
+    resolve_path,
+    validate_files,
+    validate_rulesets,
+    validate_templates,
+)
 from relayflow.spec.yaml_lines import LineMap
 
 Deps = dict[str, tuple[str, ...]]
@@ -70,6 +76,7 @@ def validate_workflow(
     problems += validate_files(agents, base, where)
     if spec is not None:
         problems += _validate_models(spec, agents, where, lines, str(file))
+        problems += _validate_evaluate(spec, base, lines, str(file))
     problems += _validate_outputs(agents, where)
     problems += validate_templates(agents, base, where)
     problems += validate_rulesets(agents, base, where)
@@ -184,6 +191,21 @@ def _validate_models(
             )
         )
     return problems
+
+
+def _validate_evaluate(spec: WorkflowSpec, base: Path, lines: LineMap, file: str) -> list[Problem]:
+    golden = spec.evaluate.golden if spec.evaluate else None
+    if golden is None or path_kind(resolve_path(base, golden)) == "file":
+        return []
+    return [
+        Problem(
+            file,
+            lines.line_of(("evaluate", "golden")),
+            "evaluate.golden",
+            f"file not found: {resolve_path(base, golden)}",
+            "create the golden set or fix the path (relative to the YAML)",
+        )
+    ]
 
 
 def _validate_outputs(agents: list[AgentConfig], where: Where) -> list[Problem]:

@@ -39,7 +39,7 @@ def _file_fields(agent: AgentConfig) -> list[tuple[str, str]]:
     return []
 
 
-def _resolve(base: Path, value: str) -> Path:
+def resolve_path(base: Path, value: str) -> Path:
     """``value`` as the agents resolve it (BuildContext.resolve): ``~`` expanded, relative
     paths against the YAML's folder. An unknown ``~user`` is left as written."""
     try:
@@ -49,7 +49,7 @@ def _resolve(base: Path, value: str) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _kind(path: Path) -> str:
+def path_kind(path: Path) -> str:
     """'file', 'dir' or 'missing'; a name the OS cannot even look up counts as missing."""
     try:
         return "file" if path.is_file() else "dir" if path.is_dir() else "missing"
@@ -66,8 +66,8 @@ def validate_files(agents: list[AgentConfig], base: Path, where: Where) -> list[
                 # A retrieval source may be a file or a folder of files.
                 fields.append(("source", agent.source.removeprefix("file://"), "any"))
         for field, value, want in fields:
-            path = _resolve(base, value)
-            kind = _kind(path)
+            path = resolve_path(base, value)
+            kind = path_kind(path)
             if kind == "missing":
                 problems.append(
                     where.problem(
@@ -89,7 +89,7 @@ def validate_files(agents: list[AgentConfig], base: Path, where: Where) -> list[
 def _read(path: Path) -> str | None:
     """The text of a file the workflow names, or None when it cannot be read (reported by
     ``_validate_files``) or is not UTF-8 (reported by the caller)."""
-    if _kind(path) != "file":
+    if path_kind(path) != "file":
         return None
     try:
         return path.read_text(encoding="utf-8")
@@ -108,11 +108,11 @@ def validate_templates(agents: list[AgentConfig], base: Path, where: Where) -> l
             continue
         sources: list[tuple[str, str, Path | None]] = []
         if agent.prompt_template:
-            path = _resolve(base, agent.prompt_template)
+            path = resolve_path(base, agent.prompt_template)
             text = _read(path)
             if text is not None:
                 sources.append(("prompt_template", text, path))
-            elif _kind(path) == "file":
+            elif path_kind(path) == "file":
                 problems.append(
                     Problem(
                         str(path),
@@ -182,10 +182,10 @@ def validate_rulesets(agents: list[AgentConfig], base: Path, where: Where) -> li
                     Problem(where.file, line, f"{agent.name}.output_schema", message, fix)
                 )
         for field, value in fields:
-            path = _resolve(base, value)
+            path = resolve_path(base, value)
             text = _read(path)
             if text is None:
-                if _kind(path) == "file":
+                if path_kind(path) == "file":
                     problems.append(
                         Problem(
                             str(path),
