@@ -153,6 +153,10 @@ class EventBus:
     def unsubscribe(self, consumer: Consumer) -> None:
         self._consumers.remove(consumer)
 
+    def __bool__(self) -> bool:
+        """Whether anyone listens: the runner skips building hot-path events nobody reads."""
+        return bool(self._consumers)
+
     def emit(self, event: Event) -> Sequence[Awaitable[None]]:
         """Deliver ``event``; return what durable consumers ask the caller to await."""
         pending: list[Awaitable[None]] | None = None

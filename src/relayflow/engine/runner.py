@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from relayflow.agents.base import NO_USAGE, BuildContext, SourceAgent, StepInfo
 from relayflow.engine import events as ev
@@ -33,8 +33,7 @@ def new_id() -> str:
     return f"{time.time_ns() // 1_000_000:011x}{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFF:05x}"[-20:]
 
 
-@dataclass(frozen=True, slots=True)
-class RunResult:
+class RunResult(NamedTuple):
     """How a run ended (or parked): its output, or why it stopped."""
 
     run_id: str
@@ -143,11 +142,12 @@ class Runner:
         run_id = run_id or new_id()
         now = time.time()
         emit = self.bus.emit
-        emit(
-            ev.RunStarted(
-                run_id, self.workflow.name, self.workflow.version, data, now, batch_id, item_key
+        if self.bus:
+            emit(
+                ev.RunStarted(
+                    run_id, self.workflow.name, self.workflow.version, data, now, batch_id, item_key
+                )
             )
-        )
         handoff = Handoff(data, run_id=run_id)
         finished: dict[int, Handoff] = {}
         if plan.source is not None:
@@ -286,9 +286,10 @@ class Runner:
             if waits:
                 await self._settle(waits)
             return RunResult(run_id, "failed", None, outcome.error, outcome.step, item_key)
-        waits = self.bus.emit(ev.RunFinished(run_id, "succeeded", outcome, None, time.time()))
-        if waits:
-            await self._settle(waits)
+        if self.bus:
+            waits = self.bus.emit(ev.RunFinished(run_id, "succeeded", outcome, None, time.time()))
+            if waits:
+                await self._settle(waits)
         return RunResult(run_id, "succeeded", outcome, None, None, item_key)
 
     async def _drive_linear(
@@ -358,13 +359,15 @@ class Runner:
         config = node.config
         retry = config.retry
         timeout = config.timeout
-        emit = self.bus.emit
+        bus = self.bus
+        emit = bus.emit
         static = self._versions[node.index]
         attempt = 0
         while True:
             attempt += 1
             started = time.time()
-            emit(ev.StepStarted(run_id, node.name, attempt, started))
+            if bus:
+                emit(ev.StepStarted(run_id, node.name, attempt, started))
             info = StepInfo(run_id, node.name, attempt)
             try:
                 if timeout is None:
@@ -389,8 +392,8 @@ class Runner:
                 verdict = result.verdict
                 if verdict == "ok":
                     versions = {**static, **result.versions} if result.versions else static
-                    waits = emit(
-                        ev.StepFinished(
+                    if bus:
+                        finished = ev.StepFinished(
                             run_id,
                             node.name,
                             node.agent_type,
@@ -403,9 +406,9 @@ class Runner:
                             versions,
                             result.flags,
                         )
-                    )
-                    if waits:
-                        await self._settle(waits)
+                        waits = emit(finished)
+                        if waits:
+                            await self._settle(waits)
                     return handoff.followed_by(
                         result.data,
                         LineageEntry(node.name, node.agent_type, versions),
