@@ -1,0 +1,1 @@
+"""Benchmarks of workflows: accuracy scoring, statistics, and the bench's four columns."""
