@@ -59,11 +59,12 @@ def test_feature_names_of_the_model_set_the_column_order(tmp_path: Path) -> None
     assert predict(prov, {"age": 0.02, "amount": 0.95}).label == "fraud"
 
 
-def test_sorted_keys_when_nothing_names_the_columns(tmp_path: Path) -> None:
+def test_the_steps_feature_order_when_nothing_names_the_columns(tmp_path: Path) -> None:
     path = fraud_model(tmp_path)
     prov = SklearnProvider("fraud", path, version="v1")
-    # sorted keys: "a_amount" before "b_age"
-    assert predict(prov, {"b_age": 0.02, "a_amount": 0.95}).label == "fraud"
+    # the model was fitted on [amount, age]; the record arrives in the step's feature order
+    assert predict(prov, {"a_amount": 0.95, "b_age": 0.02}).label == "fraud"
+    assert predict(prov, {"a_amount": 0.02, "b_age": 0.95}).label != "fraud"
 
 
 def test_a_missing_feature_is_named(tmp_path: Path) -> None:

@@ -53,8 +53,8 @@ def _model_file(alias: str, spec: ModelSpec, base_dir: Path) -> Path:
     path = (path if path.is_absolute() else base_dir / path).resolve()
     if not path.is_file():
         raise ProviderError(
-            f"models.{alias}: model file {path} does not exist; fix `model:` "
-            "(a relative path starts at the workflow's folder)"
+            f"models.{alias}: model file {path} does not exist — train and save the model "
+            "there (joblib.dump), or fix `model:` (a relative path starts at the workflow's folder)"
         )
     return path
 

@@ -26,8 +26,8 @@ class SklearnProvider:
     """Predicts one row at a time with a fitted estimator loaded (once) from ``path``.
 
     The row's columns are the estimator's ``feature_names_in_`` when it was fitted on named
-    columns, else ``features`` (``params.features`` in the YAML), else the sorted keys of the
-    record. Loading and predicting run in a worker thread.
+    columns, else ``features`` (``params.features`` in the YAML), else the record's keys in
+    the order the inference step's ``features:`` lists them. Loading and predicting run in a worker thread.
     """
 
     def __init__(
@@ -72,7 +72,8 @@ class SklearnProvider:
         names = getattr(estimator, "feature_names_in_", None)
         if names is not None:
             return [str(n) for n in names]
-        return self._features or sorted(features)
+        # the order the step lists its `features:` in (the record is built in that order)
+        return self._features or list(features)
 
     def _predict(self, features: Mapping[str, Any]) -> Prediction:
         # one at a time: catch_warnings below swaps process-wide state
