@@ -27,7 +27,8 @@ class SklearnProvider:
 
     The row's columns are the estimator's ``feature_names_in_`` when it was fitted on named
     columns, else ``features`` (``params.features`` in the YAML), else the record's keys in
-    the order the inference step's ``features:`` lists them. Loading and predicting run in a worker thread.
+    the order the inference step's ``features:`` lists them. Loading and predicting run in a
+    worker thread.
     """
 
     def __init__(
