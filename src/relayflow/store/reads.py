@@ -1,0 +1,139 @@
+"""Reading the run store back: runs, steps, reviews, batches and feedback labels."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select
+
+from relayflow.store import schema
+from relayflow.store.records import BatchRecord, ReviewRecord, RunRecord, StepRecord
+from relayflow.store.statements import loads
+
+
+class StoreReads(abc.ABC):
+    """The queries of the store. ``_select`` runs one after everything written is visible."""
+
+    @abc.abstractmethod
+    def _select(self, query: Any) -> list[Any]: ...
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        rows = self._select(select(schema.runs).where(schema.runs.c.run_id == run_id))
+        return _run(rows[0]) if rows else None
+
+    def find_runs(self, prefix: str) -> list[RunRecord]:
+        t = schema.runs
+        return [_run(r) for r in self._select(select(t).where(t.c.run_id.startswith(prefix)))]
+
+    def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        batch_id: str | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        t = schema.runs
+        q = select(t).order_by(t.c.started.desc()).limit(limit)
+        if workflow:
+            q = q.where(t.c.workflow == workflow)
+        if status:
+            q = q.where(t.c.status == status)
+        if batch_id:
+            q = q.where(t.c.batch_id == batch_id)
+        return [_run(r) for r in self._select(q)]
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        t = schema.steps
+        rows = self._select(select(t).where(t.c.run_id == run_id).order_by(t.c.started))
+        return [_step(r) for r in rows]
+
+    def batch_runs(self, batch_id: str) -> Iterator[tuple[str, str, str]]:
+        """``(item_key, run_id, status)`` of every run of a batch."""
+        t = schema.runs
+        q = select(t.c.item_key, t.c.run_id, t.c.status).where(t.c.batch_id == batch_id)
+        for row in self._select(q):
+            yield row[0], row[1], row[2]
+
+    def get_batch(self, batch_id: str) -> BatchRecord | None:
+        t = schema.batches
+        rows = self._select(select(t).where(t.c.batch_id == batch_id))
+        return BatchRecord(**rows[0]._mapping) if rows else None
+
+    def reviews(self, *, status: str | None = "pending", limit: int = 100) -> list[ReviewRecord]:
+        t = schema.reviews
+        q = select(t).order_by(t.c.created).limit(limit)
+        if status:
+            q = q.where(t.c.status == status)
+        return [_review(r) for r in self._select(q)]
+
+    def get_review(self, review_id: str) -> ReviewRecord | None:
+        t = schema.reviews
+        rows = self._select(select(t).where(t.c.review_id == review_id))
+        return _review(rows[0]) if rows else None
+
+    def feedback(self, workflow: str) -> list[dict[str, Any]]:
+        t = schema.feedback
+        rows = self._select(select(t).where(t.c.workflow == workflow).order_by(t.c.created))
+        return [{**r._mapping, "label": loads(r.label)} for r in rows]
+
+
+def _run(r: Any) -> RunRecord:
+    return RunRecord(
+        run_id=r.run_id,
+        workflow=r.workflow,
+        workflow_version=r.workflow_version,
+        batch_id=r.batch_id,
+        item_key=r.item_key,
+        status=r.status,
+        input=loads(r.input),
+        output=loads(r.output),
+        error=r.error,
+        waiting_step=r.waiting_step,
+        started=r.started,
+        ended=r.ended,
+    )
+
+
+def _step(r: Any) -> StepRecord:
+    return StepRecord(
+        run_id=r.run_id,
+        step=r.step,
+        agent_type=r.agent_type,
+        status=r.status,
+        attempt=r.attempt,
+        actor=r.actor,
+        output=loads(r.output),
+        confidence=r.confidence,
+        input_tokens=r.input_tokens,
+        output_tokens=r.output_tokens,
+        model_calls=r.model_calls,
+        model_seconds=r.model_seconds,
+        cost=r.cost,
+        versions=loads(r.versions),
+        flags=tuple(loads(r.flags)),
+        error=r.error,
+        started=r.started,
+        ended=r.ended,
+    )
+
+
+def _review(r: Any) -> ReviewRecord:
+    return ReviewRecord(
+        review_id=r.review_id,
+        run_id=r.run_id,
+        step=r.step,
+        workflow=r.workflow,
+        status=r.status,
+        reason=r.reason,
+        input=loads(r.input),
+        output=loads(r.output),
+        confidence=r.confidence,
+        decision=r.decision,
+        decided_output=loads(r.decided_output),
+        reviewer=r.reviewer,
+        created=r.created,
+        decided=r.decided,
+    )
