@@ -49,7 +49,7 @@ class Outcome:
 
 
 def new_batch_id() -> str:
-    from relayflow.engine.runner import new_id
+    from relayflow.engine.ids import new_id
 
     return new_id()
 

@@ -11,6 +11,7 @@ durable (and how one commit covers every step that finished meanwhile).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -168,3 +169,11 @@ class EventBus:
                 else:
                     pending.append(waiting)
         return pending or ()
+
+
+async def settle(waits: Sequence[Awaitable[None]]) -> None:
+    """Wait for what durable consumers returned from ``emit``."""
+    if len(waits) == 1:
+        await waits[0]
+    else:
+        await asyncio.gather(*waits)

@@ -4,33 +4,23 @@ stream everything that happens. It never writes to a store or a screen itself.""
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 import random
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from relayflow.agents.base import NO_USAGE, BuildContext, SourceAgent, StepInfo
+from relayflow.agents.base import NO_USAGE, BuildContext, StepInfo
 from relayflow.engine import events as ev
 from relayflow.engine.executor import Executor, LocalExecutor
 from relayflow.engine.handoff import Handoff, LineageEntry, merge_handoffs
+from relayflow.engine.ids import new_id
 from relayflow.engine.plan import Node, Plan, build_plan, reviewers_downstream
 from relayflow.errors import AccessDenied, BudgetExceeded, RelayflowError, StoreError
 from relayflow.spec.loader import Workflow
 from relayflow.spec.models import RetryPolicy
 
 FinalStatus = Literal["succeeded", "failed", "cancelled", "waiting_review"]
-
-
-_ID_PREFIX = os.urandom(2).hex()
-_ID_COUNTER = itertools.count(random.randrange(1 << 16))
-
-
-def new_id() -> str:
-    """Time-ordered and unique: milliseconds, a per-process prefix and a counter (20 hex)."""
-    return f"{time.time_ns() // 1_000_000:011x}{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFF:05x}"[-20:]
 
 
 class RunResult(NamedTuple):
@@ -237,7 +227,7 @@ class Runner:
             )
         )
         if waits:
-            await self._settle(waits)
+            await ev.settle(waits)
         waits = self.bus.emit(
             ev.StepFinished(
                 run_id,
@@ -255,7 +245,7 @@ class Runner:
             )
         )
         if waits:
-            await self._settle(waits)
+            await ev.settle(waits)
         return await self.resume(run_id)
 
     def _require_store(self) -> Any:
@@ -284,12 +274,12 @@ class Runner:
                 ev.RunFinished(run_id, "failed", None, outcome.error, time.time())
             )
             if waits:
-                await self._settle(waits)
+                await ev.settle(waits)
             return RunResult(run_id, "failed", None, outcome.error, outcome.step, item_key)
         if self.bus:
             waits = self.bus.emit(ev.RunFinished(run_id, "succeeded", outcome, None, time.time()))
             if waits:
-                await self._settle(waits)
+                await ev.settle(waits)
         return RunResult(run_id, "succeeded", outcome, None, None, item_key)
 
     async def _drive_linear(
@@ -384,7 +374,7 @@ class Runner:
                 error = f"{type(exc).__name__}: {exc}"
                 waits = emit(ev.StepFailed(run_id, node.name, attempt, error, False, time.time()))
                 if waits:
-                    await self._settle(waits)
+                    await ev.settle(waits)
                 return _Stop("failed", node.name, error)
             except Exception as exc:  # an agent's failure is a step outcome, not a crash
                 error = f"{type(exc).__name__}: {exc}"
@@ -408,7 +398,7 @@ class Runner:
                         )
                         waits = emit(finished)
                         if waits:
-                            await self._settle(waits)
+                            await ev.settle(waits)
                     return handoff.followed_by(
                         result.data,
                         LineageEntry(node.name, node.agent_type, versions),
@@ -433,7 +423,7 @@ class Runner:
                         )
                     )
                     if waits:
-                        await self._settle(waits)
+                        await ev.settle(waits)
                     return _Stop("waiting_review", node.name, result.reason)
                 if verdict == "fail":
                     error = result.reason or "the agent failed the item"
@@ -443,27 +433,20 @@ class Runner:
                         )
                     )
                     if waits:
-                        await self._settle(waits)
+                        await ev.settle(waits)
                     return _Stop("failed", node.name, error)
                 error = f"asked to retry: {result.reason}"
             will_retry = attempt < retry.attempts
             waits = emit(ev.StepFailed(run_id, node.name, attempt, error, will_retry, time.time()))
             if not will_retry:
                 if waits:
-                    await self._settle(waits)
+                    await ev.settle(waits)
                 return _Stop("failed", node.name, f"{node.name}: {error}")
             await asyncio.sleep(backoff_delay(retry, attempt))
 
-    @staticmethod
-    async def _settle(waits: Sequence[Any]) -> None:
-        if len(waits) == 1:
-            await waits[0]
-        else:
-            await asyncio.gather(*waits)
-
     # ---- batches ----------------------------------------------------------------------------
 
-    async def run_batch(
+    def run_batch(
         self,
         items: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]] | None = None,
         *,
@@ -472,101 +455,12 @@ class Runner:
         inputs_name: str | None = None,
     ) -> AsyncIterator[RunResult]:
         """Run one workflow per item (or per record of the plan's source), at most
-        ``concurrency`` at once, yielding results as runs end. Memory stays flat: items are
-        pulled only as slots free up. With an existing ``batch_id`` and a store, items that
-        already ended are skipped and unfinished runs resume where they stopped."""
-        if concurrency < 1:
-            raise RelayflowError("concurrency must be at least 1")
-        batch_id = batch_id or new_id()
-        known: dict[str, tuple[str, str]] = {}
-        if self.store is not None:
-            known = {key: (rid, status) for key, rid, status in self.store.batch_runs(batch_id)}
-        waits = self.bus.emit(
-            ev.BatchStarted(
-                batch_id,
-                self.workflow.name,
-                str(self.workflow.file),
-                inputs_name,
-                concurrency,
-                time.time(),
-            )
+        ``concurrency`` at once, yielding results as runs end (see engine/batch.py)."""
+        from relayflow.engine.batch import run_batch
+
+        return run_batch(
+            self, items, concurrency=concurrency, batch_id=batch_id, inputs_name=inputs_name
         )
-        if waits:
-            await self._settle(waits)
-        running: set[asyncio.Task[RunResult]] = set()
-        # Finished runs arrive through a queue: O(1) per run, where asyncio.wait over every
-        # running task would cost O(concurrency) per finished run.
-        finished: asyncio.Queue[asyncio.Task[RunResult]] = asyncio.Queue()
-        count = 0
-        status: Literal["finished", "cancelled", "failed"] = "finished"
-        try:
-            async for key, record in self._keyed_items(items):
-                previous = known.get(key)
-                if previous is not None and previous[1] in ("succeeded", "failed"):
-                    continue
-                if previous is not None and previous[1] == "waiting_review":
-                    continue
-                while len(running) >= concurrency:
-                    task = await finished.get()
-                    running.discard(task)
-                    count += 1
-                    yield task.result()
-                if previous is not None:
-                    coro = self.resume(previous[0])
-                else:
-                    coro = self.run(record, batch_id=batch_id, item_key=key)
-                started = asyncio.ensure_future(coro)
-                started.add_done_callback(finished.put_nowait)
-                running.add(started)
-            while running:
-                task = await finished.get()
-                running.discard(task)
-                count += 1
-                yield task.result()
-        except BaseException:
-            status = "cancelled"
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
-            raise
-        finally:
-            self.bus.emit(ev.BatchFinished(batch_id, status, count, time.time()))
-
-    async def _keyed_items(
-        self, items: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]] | None
-    ) -> AsyncIterator[tuple[str, Mapping[str, Any]]]:
-        if items is None:
-            plan = self.plan
-            if plan.source is None:
-                raise RelayflowError(
-                    f"{self.workflow.file}: the workflow has no source agent; "
-                    "give inputs (--input or --inputs)"
-                )
-            agent = plan.nodes[plan.source].agent
-            assert isinstance(agent, SourceAgent)
-            keyed = getattr(agent, "keyed_records", None)
-            if keyed is not None:
-                async for key, record in keyed():
-                    yield key, record
-            else:
-                index = 0
-                async for record in agent.records():
-                    yield f"{index}", record
-                    index += 1
-            return
-        if isinstance(items, AsyncIterable):
-            index = 0
-            async for record in items:
-                yield _item_key(record, index), record
-                index += 1
-        else:
-            for index, record in enumerate(items):
-                yield _item_key(record, index), record
-
-
-def _item_key(record: Mapping[str, Any], index: int) -> str:
-    key = record.get("id") if isinstance(record, Mapping) else None
-    return f"{index}:{key}" if key is not None else str(index)
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int) -> float:
