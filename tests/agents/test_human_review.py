@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.agents.fakes import FakeProvider  # tests/agents is on sys.path (no __init__.py)
 
 from relayflow.agents.base import BuildContext, Result, StepInfo
 from relayflow.agents.human_review import HumanReviewAgent, check_expression
 from relayflow.engine.handoff import Handoff
 from relayflow.errors import AgentError
 from relayflow.spec.models import HumanReviewConfig
+from tests.agents.fakes import FakeProvider
 
 STEP = StepInfo(run_id="r1", step="review", attempt=1)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.agents.fakes import FakeProvider, completion  # tests/agents is on sys.path (no __init__.py)
 
 from relayflow.agents.base import BuildContext, Result, StepInfo, Usage
 from relayflow.agents.inference import InferenceAgent
@@ -17,6 +16,10 @@ from relayflow.errors import AgentError, ProviderTimeout
 from relayflow.models.base import Prediction, Price
 from relayflow.prompts.templates import prompt_hash
 from relayflow.spec.models import InferenceConfig
+from tests.agents.fakes import (
+    FakeProvider,
+    completion,
+)
 
 STEP = StepInfo(run_id="r1", step="infer", attempt=1)
 

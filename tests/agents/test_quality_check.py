@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.agents.fakes import FakeProvider  # tests/agents is on sys.path (no __init__.py)
 
 from relayflow.agents.base import BuildContext, Result, StepInfo
 from relayflow.agents.quality_check import QualityCheckAgent, check_ruleset_file
 from relayflow.engine.handoff import Handoff
 from relayflow.errors import AgentError
 from relayflow.spec.models import QualityCheckConfig
+from tests.agents.fakes import FakeProvider
 
 STEP = StepInfo(run_id="r1", step="check", attempt=1)
 
