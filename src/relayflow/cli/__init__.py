@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from relayflow.cli import feedback, review, runs
+from relayflow.cli import bench, feedback, review, runs
 from relayflow.cli.output import GuardedGroup
 from relayflow.cli.run import resume, run
 from relayflow.cli.validate import validate
@@ -46,6 +46,7 @@ def _root(
 app.command("validate")(validate)
 app.command("run")(run)
 app.command("resume")(resume)
+app.command("bench")(bench.bench)
 app.add_typer(runs.app, name="runs")
 app.add_typer(review.app, name="review")
 app.add_typer(feedback.app, name="feedback")

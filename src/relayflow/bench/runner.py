@@ -1,0 +1,218 @@
+"""Drive one workflow's benchmark: warm up, run K passes over the same items with the collector
+listening and the golden reviewer deciding parked runs, then compute the figures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from relayflow.bench.collector import (
+    Collector,
+    Figures,
+    RunMeasure,
+    StepSummary,
+    figures,
+    step_summaries,
+)
+from relayflow.bench.reviewer import (
+    Accuracy,
+    GoldenReviewer,
+    References,
+    ReviewCounts,
+    measure_accuracy,
+)
+from relayflow.errors import RelayflowError
+
+if TYPE_CHECKING:
+    from relayflow.engine.events import Consumer
+    from relayflow.engine.runner import Runner, RunResult
+    from relayflow.spec.loader import Workflow
+
+#: the items of one pass, at most ``limit`` of them, the same ones on every call
+Items = Callable[[int], Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]]]
+#: told when a phase starts: ``("warmup", None)`` or ``("pass", k)``
+OnPhase = Callable[[str, int | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    limit: int = 50
+    passes: int = 1
+    concurrency: int = 2
+    reviewer: Literal["golden", "none"] = "golden"
+    warmup: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PassInfo:
+    index: int
+    batch_id: str
+    runs: int
+    wall_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowBench:
+    """Everything measured for one workflow."""
+
+    name: str
+    file: str
+    options: BenchOptions
+    references: str
+    reviews: ReviewCounts | None
+    runs: tuple[RunMeasure, ...]
+    passes: tuple[PassInfo, ...]
+    wall_seconds: float
+    cpu_seconds: float
+    compute_rate: float
+    figures: Figures
+    accuracy: Accuracy
+    steps: tuple[StepSummary, ...]
+
+    def pass_of(self, run: RunMeasure) -> int | None:
+        return next((p.index for p in self.passes if p.batch_id == run.batch_id), None)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its finished child processes (the
+    sandboxed subprocesses that run generated code)."""
+    try:
+        import resource
+    except ImportError:  # not on Unix: this process only
+        return time.process_time()
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+async def bench_workflow(
+    workflow: Workflow,
+    *,
+    store: Any,
+    options: BenchOptions = BenchOptions(),
+    items: Items | None = None,
+    inputs_name: str | None = None,
+    consumers: Sequence[Consumer] = (),
+    on_phase: OnPhase | None = None,
+) -> WorkflowBench:
+    """Benchmark ``workflow`` on ``items`` (default: its source agent's first records).
+
+    ``store`` must be a store (URL, path or object): review decisions resume runs from it."""
+    from relayflow.engine.ids import new_id
+    from relayflow.engine.runner import Runner
+
+    if store is None:
+        raise RelayflowError("the bench needs a store: give --store or leave the default")
+    evaluate = workflow.spec.evaluate
+    references = References(evaluate, workflow.base_dir)
+    collector = Collector()
+    reviewer = GoldenReviewer(references) if options.reviewer == "golden" else None
+    listeners: list[Consumer] = [collector, *([reviewer] if reviewer else []), *consumers]
+    passes: list[PassInfo] = []
+    async with Runner(workflow, store=store, consumers=listeners) as runner:
+        pick = items or _source_items(runner)
+        if options.warmup > 0:
+            if on_phase is not None:
+                on_phase("warmup", None)
+            await _one_pass(runner, pick(options.warmup), options, reviewer, new_id(), inputs_name)
+        if reviewer is not None:
+            reviewer.reset()
+        collector.measuring = True
+        cpu_before, wall_before = cpu_seconds(), time.perf_counter()
+        for index in range(1, options.passes + 1):
+            if on_phase is not None:
+                on_phase("pass", index)
+            batch_id, started = new_id(), time.perf_counter()
+            count = await _one_pass(
+                runner, pick(options.limit), options, reviewer, batch_id, inputs_name
+            )
+            passes.append(PassInfo(index, batch_id, count, time.perf_counter() - started))
+        cpu = cpu_seconds() - cpu_before
+        wall = time.perf_counter() - wall_before
+        collector.measuring = False
+    runs = collector.runs()
+    rate = workflow.spec.compute_rate_per_cpu_second
+    return WorkflowBench(
+        name=workflow.name,
+        file=str(workflow.file),
+        options=options,
+        references=references.source,
+        reviews=reviewer.counts if reviewer is not None else None,
+        runs=runs,
+        passes=tuple(passes),
+        wall_seconds=wall,
+        cpu_seconds=cpu,
+        compute_rate=rate,
+        figures=figures(runs, cpu, rate),
+        accuracy=measure_accuracy(evaluate, runs, references),
+        steps=step_summaries(runs, [agent.name for agent in workflow.agents]),
+    )
+
+
+async def _one_pass(
+    runner: Runner,
+    items: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+    options: BenchOptions,
+    reviewer: GoldenReviewer | None,
+    batch_id: str,
+    inputs_name: str | None,
+) -> int:
+    """Run one batch; each run that parks is decided at once, in the slot it held (the batch
+    takes no new item until the decision has resumed the run to its end)."""
+    results = runner.run_batch(
+        items, concurrency=options.concurrency, batch_id=batch_id, inputs_name=inputs_name
+    )
+    count = 0
+    try:
+        async for result in results:
+            count += 1
+            if reviewer is not None:
+                await _decide(runner, reviewer, result)
+    finally:
+        close = getattr(results, "aclose", None)
+        if close is not None:
+            await close()
+    return count
+
+
+async def _decide(runner: Runner, reviewer: GoldenReviewer, result: RunResult) -> RunResult:
+    """Decide each review the run parks at, until it ends (or a step repeats its escalation)."""
+    for _ in range(len(runner.plan.nodes) + 1):
+        if result.status != "waiting_review" or result.step is None:
+            return result
+        result = await reviewer.review(runner, result)
+    return result
+
+
+def _source_items(runner: Runner) -> Items:
+    """The first records of the workflow's source agent, read afresh for every pass."""
+    from relayflow.agents.base import SourceAgent
+
+    plan = runner.plan
+    if plan.source is None:
+        raise RelayflowError(
+            f"{runner.workflow.file}: the workflow has no source agent (a retrieval agent with "
+            "no upstream); give items with --inputs FILE"
+        )
+    agent = plan.nodes[plan.source].agent
+    assert isinstance(agent, SourceAgent)
+
+    async def records(limit: int) -> AsyncIterator[Mapping[str, Any]]:
+        if limit <= 0:
+            return
+        count = 0
+        stream = agent.records()
+        try:
+            async for record in stream:
+                yield record
+                count += 1
+                if count >= limit:
+                    return
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+
+    return records

@@ -1,0 +1,275 @@
+"""``relayflow bench``: run each workflow's items, measure TTR, CPW, accuracy and agent
+utilization, print them beside the seed's figures, and write bench.json and report.html."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+
+from relayflow.cli.output import console, error_line, flat, note, plural, seconds
+from relayflow.engine import events as ev
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from relayflow.bench.runner import BenchOptions, Items, WorkflowBench
+    from relayflow.spec.loader import Workflow
+
+DEFAULT_OUT = Path(".relayflow") / "bench"
+#: the store the bench writes when no --store is given: made afresh in the out folder each time
+STORE_NAME = "bench-runs.db"
+
+
+def bench(
+    files: Annotated[
+        list[Path], typer.Argument(help="Workflow files (YAML) to measure.", show_default=False)
+    ],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Items per pass.")] = 50,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Passes over the same items.")] = 1,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Runs at once.")
+    ] = 2,
+    reviewer: Annotated[
+        Literal["golden", "none"],
+        typer.Option(
+            "--reviewer",
+            help="golden: decide each parked run at once from the reference; "
+            "none: parked runs stay parked and do not complete.",
+        ),
+    ] = "golden",
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for bench.json and report.html.")
+    ] = DEFAULT_OUT,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help=f"Run store (path or database URL). Default: a fresh {STORE_NAME} in --out.",
+            show_default=False,
+        ),
+    ] = None,
+    warmup: Annotated[
+        int, typer.Option("--warmup", min=0, help="Runs before measuring, not counted.")
+    ] = 2,
+    inputs: Annotated[
+        str | None,
+        typer.Option(
+            "--inputs",
+            help="Items from this JSONL/JSON/CSV/Parquet file instead of the workflow's source.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Measure workflows: TTR (median, p95), cost per workflow, accuracy, agent utilization.
+
+    Prints a table beside the seed's figures and writes OUT/bench.json and OUT/report.html."""
+    from relayflow.bench.report import render_table, to_json, write_html, write_json
+    from relayflow.bench.runner import BenchOptions
+
+    workflows = _load_all(files)
+    if inputs is not None and len(workflows) > 1:
+        raise typer.BadParameter("give --inputs with one workflow file", param_hint="--inputs")
+    items, inputs_name = _items(inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    location = _store(store, out)
+    options = BenchOptions(limit, runs, concurrency, reviewer, warmup)
+    started = time.perf_counter()
+    benches: list[WorkflowBench] = []
+    broken = 0
+    for workflow in workflows:
+        result = _measure(workflow, location, options, items, inputs_name)
+        if result is None:
+            broken += 1
+        else:
+            benches.append(result)
+    wall = time.perf_counter() - started
+    if benches:
+        meta = _meta(options, location, wall)
+        render_table(benches, console())
+        write_json(out / "bench.json", to_json(benches, meta))
+        write_html(out / "report.html", benches, meta)
+        measured = f"{plural(len(benches), 'workflow')} measured in {seconds(wall)}"
+        note(f"{measured}; wrote {out / 'bench.json'} and {out / 'report.html'}")
+    if broken:
+        raise typer.Exit(1)
+
+
+def _load_all(files: list[Path]) -> list[Workflow]:
+    """Every workflow, or each problem of every bad file (as `relayflow validate` prints them)
+    and exit status 1 before anything runs."""
+    from relayflow.cli.common import load_workflow
+    from relayflow.errors import SpecError
+
+    loaded: list[Workflow] = []
+    bad = False
+    for file in files:
+        try:
+            loaded.append(load_workflow(file))
+        except SpecError as exc:
+            bad = True
+            for problem in exc.problems:
+                typer.echo(str(problem), err=True)
+    if bad:
+        raise typer.Exit(1)
+    return loaded
+
+
+def _items(inputs: str | None) -> tuple[Items | None, str | None]:
+    if inputs is None:
+        return None, None
+    from relayflow.cli.inputs import file_items, inputs_location
+
+    location = inputs_location(inputs)
+    return (lambda limit: file_items(location, limit)), location
+
+
+def _store(store: str | None, out: Path) -> str:
+    """The store URL: the one given, or a fresh SQLite file in ``out`` (the previous bench's,
+    with its WAL files and write-ahead logs, removed first)."""
+    if store is not None:
+        if "://" not in store:
+            Path(store).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            return str(Path(store).expanduser())
+        return store
+    for old in out.glob(f"{STORE_NAME}*"):
+        old.unlink(missing_ok=True)
+    return str((out / STORE_NAME).resolve())
+
+
+def _measure(
+    workflow: Workflow,
+    store: str,
+    options: BenchOptions,
+    items: Items | None,
+    inputs_name: str | None,
+) -> WorkflowBench | None:
+    """One workflow's bench under ``asyncio.run``, with progress; None when it cannot run."""
+    import asyncio
+
+    from relayflow.bench.runner import bench_workflow
+    from relayflow.errors import RelayflowError
+
+    progress = BenchProgress(workflow.name, options, console(stderr=True))
+    try:
+        with progress:
+            return asyncio.run(
+                bench_workflow(
+                    workflow,
+                    store=store,
+                    options=options,
+                    items=items,
+                    inputs_name=inputs_name,
+                    consumers=[progress],
+                    on_phase=progress.phase,
+                )
+            )
+    except RelayflowError as exc:
+        error_line(flat(f"{workflow.file}: {exc}") + " (skipped)")
+        return None
+
+
+def _meta(options: BenchOptions, store: str, wall: float) -> dict[str, Any]:
+    import dataclasses
+    import os
+    import platform
+    from datetime import UTC, datetime
+
+    from relayflow import __version__
+    from relayflow.bench.report import NO_REVIEWER_NOTE, REVIEWER_NOTE
+
+    golden = options.reviewer == "golden"
+    return {
+        "relayflow": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.system()} {platform.machine()}, {plural(os.cpu_count() or 1, 'CPU')}"
+        f", Python {platform.python_version()}",
+        "options": dataclasses.asdict(options),
+        "reviewer": options.reviewer,
+        "reviewer_note": REVIEWER_NOTE if golden else NO_REVIEWER_NOTE,
+        "store": store,
+        "wall_seconds": wall,
+    }
+
+
+class BenchProgress:
+    """An event consumer that shows the phase in progress (warm-up, pass k of K) with Rich:
+    runs done, and how many completed, failed and parked."""
+
+    def __init__(self, workflow: str, options: BenchOptions, console: Console) -> None:
+        self.workflow = workflow
+        self.options = options
+        self._console = console
+        self._status: dict[str, str] = {}
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def phase(self, kind: str, index: int | None) -> None:
+        self._status.clear()
+        if kind == "warmup":
+            label, total = "warm-up", self.options.warmup
+        else:
+            label, total = f"pass {index}/{self.options.passes}", self.options.limit
+        if self._progress is not None and self._task is not None:
+            description = f"{self.workflow} {label}"
+            self._progress.reset(self._task, total=total, description=description)
+            self._refresh()
+
+    def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            self._status[event.run_id] = "running"
+        elif isinstance(event, ev.RunFinished) and event.run_id in self._status:
+            self._status[event.run_id] = event.status
+        elif isinstance(event, ev.StepEscalated) and event.run_id in self._status:
+            self._status[event.run_id] = "waiting_review"
+        else:
+            return
+        self._refresh()
+
+    def stats_text(self) -> str:
+        values = list(self._status.values())
+        ok, failed = values.count("succeeded"), values.count("failed")
+        return f"ok {ok}  failed {failed}  parked {values.count('waiting_review')}"
+
+    def _refresh(self) -> None:
+        if self._progress is not None and self._task is not None:
+            done = sum(status != "running" for status in self._status.values())
+            self._progress.update(self._task, completed=done, stats=self.stats_text())
+
+    def __enter__(self) -> BenchProgress:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}", markup=False),
+            TimeElapsedColumn(),
+            console=self._console,
+            transient=True,
+            disable=not self._console.is_terminal,
+        )
+        self._task = self._progress.add_task(self.workflow, total=None, stats=self.stats_text())
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        self._progress = None
+        self._task = None
