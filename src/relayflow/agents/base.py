@@ -80,6 +80,8 @@ class BuildContext:
     #: names of the ``human_review`` steps downstream of each step (a check flags instead of
     #: parking the run itself when a reviewer step follows it)
     reviewers_downstream: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the URL of the runner's store, for agents that keep state there (drift, registry)
+    store_url: str | None = None
 
     def resolve(self, path: str) -> Path:
         """A path from the YAML, relative to the YAML's own folder."""

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from relayflow.cli import bench, feedback, review, runs
+from relayflow.cli import bench, feedback, models, review, runs
 from relayflow.cli.output import GuardedGroup
+from relayflow.cli.retrain import retrain
 from relayflow.cli.run import resume, run
 from relayflow.cli.validate import validate
 
@@ -50,6 +51,8 @@ app.command("bench")(bench.bench)
 app.add_typer(runs.app, name="runs")
 app.add_typer(review.app, name="review")
 app.add_typer(feedback.app, name="feedback")
+app.command("retrain")(retrain)
+app.add_typer(models.app, name="models")
 
 
 def main() -> None:

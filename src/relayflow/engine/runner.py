@@ -4,6 +4,7 @@ stream everything that happens. It never writes to a store or a screen itself.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
@@ -92,6 +93,7 @@ class Runner:
             self.store = SqlStore(self._store_arg)
         else:
             self.store = self._store_arg
+        ctx = dataclasses.replace(ctx, store_url=getattr(self.store, "url", None))
         if self.store is not None:
             self.bus.subscribe(self.store)
         plan = build_plan(wf, ctx)

@@ -1,0 +1,107 @@
+"""``relayflow retrain FILE``: run a workflow's retraining job now, on the labelled runs in the
+store, and print what the golden set decided."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from relayflow.cli.common import StoreOption, load_workflow
+from relayflow.cli.models import existing_store
+from relayflow.cli.output import console, note, print_json
+
+if TYPE_CHECKING:
+    from relayflow.learn.retrain import RetrainOutcome, RetrainRequest
+    from relayflow.spec.loader import Workflow
+    from relayflow.spec.models import RetrainConfig
+
+
+def retrain(
+    file: Annotated[Path, typer.Argument(help="The workflow file (YAML).", show_default=False)],
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            "-t",
+            help="The inference step (or scikit-learn model alias) to retrain. Default: the "
+            "retrain step's target, else the workflow's only inference step.",
+            show_default=False,
+        ),
+    ] = None,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Retrain now: train (or re-prompt) a candidate on the labelled runs, score it and
+    production on the golden set, and promote it only if it is strictly better."""
+    from relayflow.learn.retrain import RetrainRequest
+
+    workflow = load_workflow(file)
+    location = existing_store(store)  # its runs are the training data
+    step = _retrain_step(workflow)
+    request = RetrainRequest(
+        workflow,
+        location,
+        target=target or (step.target if step is not None else None),
+        trigger="manual",
+        metric=step.metric if step is not None else None,
+    )
+    outcome = asyncio.run(_run(request))
+    if as_json:
+        print_json(
+            {
+                "name": outcome.name,
+                "kind": outcome.kind,
+                "decision": outcome.decision,
+                "candidate": outcome.candidate,
+                "parent": outcome.parent,
+                "production": outcome.production,
+                "golden": outcome.scores.as_dict(),
+                "train_rows": outcome.train_rows,
+            }
+        )
+        return
+    _print(outcome)
+
+
+def _retrain_step(workflow: Workflow) -> RetrainConfig | None:
+    from relayflow.spec.models import RetrainConfig
+
+    steps = [a for a in workflow.agents if isinstance(a, RetrainConfig)]
+    return steps[0] if len(steps) == 1 else None
+
+
+async def _run(request: RetrainRequest) -> RetrainOutcome:
+    from relayflow.learn.retrain import run_retrain
+    from relayflow.models.registry import close_all
+
+    try:
+        return await run_retrain(request)
+    finally:
+        await close_all()
+
+
+def _print(outcome: RetrainOutcome) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    s = outcome.scores
+    table = Table(title=f"retrain {outcome.name} ({outcome.kind})", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    rows = [
+        ("decision", outcome.decision),
+        ("candidate", outcome.candidate),
+        ("compared with", outcome.parent),
+        ("in production", outcome.production),
+        (f"golden {s.metric}", f"{s.candidate:.4f} candidate vs {s.parent:.4f} production"),
+        ("golden set", f"{s.n} rows, {s.source}"),
+        ("trained on" if outcome.kind == "sklearn" else "examples", str(outcome.train_rows)),
+    ]
+    for what, value in rows:
+        table.add_row(Text(what), Text(value))
+    console().print(table)
+    if outcome.decision == "rejected":
+        note(f"kept {outcome.production} in production: the candidate was not better")
