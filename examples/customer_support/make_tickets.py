@@ -9,6 +9,7 @@ import importlib.util
 import json
 import random
 import sys
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -37,7 +38,8 @@ def _slots(rng: random.Random, first: str, last: str) -> dict[str, str]:
     plan_index = rng.randrange(len(P.PLANS) - 1)
     order = rng.choice(["#NW-{n}", "NW{n}", "{n}", "#{n}"]).format(n=rng.randint(10000, 99999))
     local = rng.choice([f"{first}.{last}", f"{first}{rng.randint(1, 99)}", f"{first[0]}{last}"])
-    local = "".join(c for c in local.lower() if c.isascii() and (c.isalnum() or c == "."))
+    local = unicodedata.normalize("NFKD", local.lower()).replace("'", "")
+    local = "".join(c for c in local if c.isascii() and (c.isalnum() or c == "."))
     return {
         "order": order,
         "product": rng.choice(P.PRODUCTS),
