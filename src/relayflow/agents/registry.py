@@ -4,7 +4,7 @@ types through the ``relayflow.agents`` entry-point group. Nothing is imported un
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
+from typing import Any
 
 from relayflow.agents.base import Agent
 from relayflow.errors import RelayflowError
@@ -22,6 +22,13 @@ _BUILTIN: dict[str, str] = {
 _registered: dict[str, type[Agent] | str] = {}
 
 
+def _plugins() -> Any:
+    """Third-party agent types (importlib.metadata is slow to import; only on first use)."""
+    from importlib.metadata import entry_points
+
+    return entry_points(group="relayflow.agents")
+
+
 def register(type_name: str, agent: type[Agent] | str) -> None:
     """Make ``type_name`` available: a class, or a lazy ``"module:Class"`` string."""
     _registered[type_name] = agent
@@ -29,7 +36,7 @@ def register(type_name: str, agent: type[Agent] | str) -> None:
 
 def known_types() -> list[str]:
     names = set(_BUILTIN) | set(_registered)
-    names.update(ep.name for ep in entry_points(group="relayflow.agents"))
+    names.update(ep.name for ep in _plugins())
     return sorted(names)
 
 
@@ -39,7 +46,7 @@ def agent_class(type_name: str) -> type[Agent]:
     if target is None:
         target = _BUILTIN.get(type_name)
     if target is None:
-        for ep in entry_points(group="relayflow.agents"):
+        for ep in _plugins():
             if ep.name == type_name:
                 target = ep.value
                 break
