@@ -142,7 +142,7 @@ class TransformAgent(Agent):
         except Exception as exc:
             raise AgentError(f"{self._raised}{type(exc).__name__}: {exc}") from exc
         if isinstance(out, dict):
-            return Result(data=out)
+            return Result(out)
         raise AgentError(
             f"{self.config.script}: {self.config.function}() returned "
             f"{type(out).__name__}, not a dict — return the new record as a dict"

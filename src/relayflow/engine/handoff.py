@@ -40,11 +40,11 @@ class Handoff(NamedTuple):
         flags: tuple[str, ...] = (),
     ) -> Handoff:
         return Handoff(
-            data=data,
-            lineage=(*self.lineage, entry),
-            run_id=self.run_id,
-            confidence=self.confidence if confidence is None else confidence,
-            flags=(*self.flags, *flags) if flags else self.flags,
+            data,
+            (*self.lineage, entry),
+            self.run_id,
+            self.confidence if confidence is None else confidence,
+            (*self.flags, *flags) if flags else self.flags,
         )
 
 

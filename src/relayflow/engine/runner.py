@@ -65,6 +65,7 @@ class Runner:
         self.executor: Executor = executor or LocalExecutor(max_threads)
         self._plan: Plan | None = None
         self._versions: list[Mapping[str, str]] = []
+        self._entries: list[LineageEntry] = []
 
     @property
     def plan(self) -> Plan:
@@ -101,6 +102,11 @@ class Runner:
         for node in plan.nodes:
             await node.agent.prepare()
         self._versions = [dict(node.agent.versions()) for node in plan.nodes]
+        # the lineage entry of a step whose versions are all static is the same every time
+        self._entries = [
+            LineageEntry(node.name, node.agent_type, self._versions[node.index])
+            for node in plan.nodes
+        ]
         self._plan = plan
 
     def _provider(self, alias: str) -> Any:
@@ -352,13 +358,14 @@ class Runner:
         retry = config.retry
         timeout = config.timeout
         bus = self.bus
+        listening = bool(bus)
         emit = bus.emit
         static = self._versions[node.index]
         attempt = 0
         while True:
             attempt += 1
             started = time.time()
-            if bus:
+            if listening:
                 emit(ev.StepStarted(run_id, node.name, attempt, started))
             info = StepInfo(run_id, node.name, attempt)
             try:
@@ -384,7 +391,7 @@ class Runner:
                 verdict = result.verdict
                 if verdict == "ok":
                     versions = {**static, **result.versions} if result.versions else static
-                    if bus:
+                    if listening:
                         finished = ev.StepFinished(
                             run_id,
                             node.name,
@@ -401,9 +408,14 @@ class Runner:
                         waits = emit(finished)
                         if waits:
                             await ev.settle(waits)
+                    entry = (
+                        self._entries[node.index]
+                        if versions is static
+                        else LineageEntry(node.name, node.agent_type, versions)
+                    )
                     return handoff.followed_by(
                         result.data,
-                        LineageEntry(node.name, node.agent_type, versions),
+                        entry,
                         result.confidence,
                         result.flags,
                     )
