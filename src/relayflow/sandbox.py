@@ -218,37 +218,11 @@ def run_python(
 
     ``memory_mb`` caps its address space; ``cpu_seconds`` its CPU time (default: the timeout
     rounded up, plus one). Raises OSError only when the child cannot be started at all.
+    A thin wrapper over ``run_python_async``; call that one from a running event loop.
     """
-    limits = _limits(timeout, memory_mb, cpu_seconds)
-    ws = _Workspace(source)
-    try:
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            ws.command(),
-            cwd=ws.path,
-            env=ENV,
-            stdin=subprocess.DEVNULL,
-            stdout=ws.stdout,
-            stderr=ws.stderr,
-            preexec_fn=_preexec(limits),
-            close_fds=True,
-        )
-        timed_out = False
-        try:
-            returncode = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc.pid)
-            returncode = proc.wait()
-        except BaseException:
-            _kill_group(proc.pid)
-            proc.wait()
-            raise
-        seconds = time.perf_counter() - started
-        _kill_group(proc.pid)
-        return _result(ws, returncode, timed_out, seconds, limits)
-    finally:
-        ws.close()
+    return asyncio.run(
+        run_python_async(source, timeout=timeout, memory_mb=memory_mb, cpu_seconds=cpu_seconds)
+    )
 
 
 async def run_python_async(
