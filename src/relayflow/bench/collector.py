@@ -51,6 +51,8 @@ class RunMeasure:
     steps: tuple[StepTime, ...]
     output: Mapping[str, Any] | None
     error: str | None
+    cache_hits: int = 0
+    cache_misses: int = 0
 
     @property
     def ttr(self) -> float | None:
@@ -82,6 +84,8 @@ class _Run:
     human_steps: int = 0
     failed_attempts: int = 0
     escalations: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
     steps: list[StepTime] = field(default_factory=list)
     output: Mapping[str, Any] | None = None
     error: str | None = None
@@ -119,6 +123,8 @@ class _Run:
             tuple(self.steps),
             self.output,
             self.error,
+            self.cache_hits,
+            self.cache_misses,
         )
 
 
@@ -152,6 +158,10 @@ class Collector:
                 run.human_steps += 1
             else:
                 run.agent_steps += 1
+            if event.cached:
+                run.cache_hits += 1
+            elif event.versions.get("cache") == "miss":
+                run.cache_misses += 1
             run.steps.append(
                 StepTime(
                     event.step,
@@ -206,6 +216,8 @@ class Figures:
     outside_model_share: float | None
     tokens_per_run: float | None
     model_seconds: float
+    cache_hits: int = 0
+    cache_misses: int = 0
 
     @property
     def cpw_model(self) -> float | None:
@@ -243,6 +255,8 @@ def figures(runs: Sequence[RunMeasure], cpu_seconds: float, rate: float) -> Figu
         outside_model_share=outside,
         tokens_per_run=sum(r.tokens for r in runs) / len(runs) if runs else None,
         model_seconds=sum(r.model_seconds for r in runs),
+        cache_hits=sum(r.cache_hits for r in runs),
+        cache_misses=sum(r.cache_misses for r in runs),
     )
 
 

@@ -89,6 +89,7 @@ def rows(bench: WorkflowBench) -> list[tuple[str, str, str]]:
         ("escalated", pct(f.escalation_rate), ""),
         ("TTR outside model", pct(f.outside_model_share), ""),
         ("tokens / run", "—" if f.tokens_per_run is None else f"{f.tokens_per_run:.0f}", ""),
+        ("cache hits / misses", f"{f.cache_hits} / {f.cache_misses}", ""),
     ]
 
 

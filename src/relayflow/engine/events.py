@@ -51,6 +51,8 @@ class StepFinished(NamedTuple):
     versions: Mapping[str, str]
     flags: tuple[str, ...] = ()
     actor: Actor = "agent"
+    #: the result came from the step cache: nothing ran, nothing was spent
+    cached: bool = False
 
 
 class StepFailed(NamedTuple):

@@ -7,12 +7,13 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from relayflow.agents.base import NO_USAGE, BuildContext, StepInfo
 from relayflow.engine import events as ev
+from relayflow.engine.cache import CachePolicy, KeyMaker, cache_policy
 from relayflow.engine.executor import Executor, LocalExecutor
 from relayflow.engine.handoff import Handoff, LineageEntry, merge_handoffs
 from relayflow.engine.ids import new_id
@@ -20,6 +21,9 @@ from relayflow.engine.plan import Node, Plan, build_plan, reviewers_downstream
 from relayflow.errors import AccessDenied, BudgetExceeded, RelayflowError, StoreError
 from relayflow.spec.loader import Workflow
 from relayflow.spec.models import RetryPolicy
+
+if TYPE_CHECKING:
+    from relayflow.store.cache import CachedStep
 
 FinalStatus = Literal["succeeded", "failed", "cancelled", "waiting_review"]
 
@@ -66,6 +70,8 @@ class Runner:
         self._plan: Plan | None = None
         self._versions: list[Mapping[str, str]] = []
         self._entries: list[LineageEntry] = []
+        self._policies: list[CachePolicy | None] = []
+        self._keys: list[KeyMaker | None] = []
 
     @property
     def plan(self) -> Plan:
@@ -102,12 +108,30 @@ class Runner:
         for node in plan.nodes:
             await node.agent.prepare()
         self._versions = [dict(node.agent.versions()) for node in plan.nodes]
+        self._policies = [
+            cache_policy(node.config, wf.spec.cache) if getattr(self.store, "cache", None) else None
+            for node in plan.nodes
+        ]
+        self._keys = [
+            KeyMaker(node.config, self._versions[node.index], self._model_version(node.config))
+            if self._policies[node.index] is not None
+            else None
+            for node in plan.nodes
+        ]
         # the lineage entry of a step whose versions are all static is the same every time
         self._entries = [
             LineageEntry(node.name, node.agent_type, self._versions[node.index])
             for node in plan.nodes
         ]
         self._plan = plan
+
+    def _model_version(self, config: Any) -> Callable[[], str] | None:
+        """The version of the model behind an inference step, asked at each lookup: a model
+        file replaced in place (a promotion) changes the cache key."""
+        alias = getattr(config, "model", None)
+        if not isinstance(alias, str):
+            return None
+        return lambda: f"{alias}={self._provider(alias).version}"
 
     def _provider(self, alias: str) -> Any:
         from relayflow.models.registry import build_provider
@@ -353,6 +377,34 @@ class Runner:
 
     # ---- one step ---------------------------------------------------------------------------
 
+    async def _from_cache(
+        self, node: Node, handoff: Handoff, run_id: str, hit: CachedStep
+    ) -> Handoff:
+        """A step answered from the step cache: nothing runs and nothing is spent."""
+        versions = {**hit.versions, "cache": "hit"}
+        now = time.time()
+        waits = self.bus.emit(
+            ev.StepFinished(
+                run_id,
+                node.name,
+                node.agent_type,
+                1,
+                now,
+                now,
+                hit.output,
+                hit.confidence,
+                NO_USAGE,
+                versions,
+                hit.flags,
+                "agent",
+                True,
+            )
+        )
+        if waits:
+            await ev.settle(waits)
+        entry = LineageEntry(node.name, node.agent_type, versions)
+        return handoff.followed_by(hit.output, entry, hit.confidence, hit.flags)
+
     async def _step(self, node: Node, handoff: Handoff, run_id: str) -> Handoff | _Stop:
         config = node.config
         retry = config.retry
@@ -361,6 +413,13 @@ class Runner:
         listening = bool(bus)
         emit = bus.emit
         static = self._versions[node.index]
+        keys = self._keys[node.index]
+        key = None
+        if keys is not None:
+            key = keys.key(handoff.data)
+            hit = self.store.cache.get(key)
+            if hit is not None:
+                return await self._from_cache(node, handoff, run_id, hit)
         attempt = 0
         while True:
             attempt += 1
@@ -391,6 +450,19 @@ class Runner:
                 verdict = result.verdict
                 if verdict == "ok":
                     versions = {**static, **result.versions} if result.versions else static
+                    if key is not None:
+                        self.store.cache.put(
+                            key,
+                            workflow=self.workflow.name,
+                            step=node.name,
+                            output=result.data,
+                            confidence=result.confidence,
+                            versions=versions,
+                            flags=result.flags,
+                            usage=result.usage,
+                            ttl=self._policies[node.index].ttl,  # type: ignore[union-attr]
+                        )
+                        versions = {**versions, "cache": "miss"}
                     if listening:
                         finished = ev.StepFinished(
                             run_id,

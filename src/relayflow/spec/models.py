@@ -20,6 +20,16 @@ class RetryPolicy(_Strict):
     jitter: bool = True
 
 
+class CacheSpec(_Strict):
+    """Step caching: ``cache: true``, ``cache: false`` or ``cache: {ttl: 3600}`` (seconds)."""
+
+    enabled: bool = True
+    ttl: float | None = Field(default=None, gt=0)
+
+
+CacheSetting = bool | CacheSpec | None
+
+
 class AgentConfig(_Strict):
     """The settings every agent has. Each type adds its own in a subclass."""
 
@@ -28,6 +38,9 @@ class AgentConfig(_Strict):
     depends_on: list[str] | None = None
     description: str | None = None
     retry: RetryPolicy = RetryPolicy()
+    #: reuse this step's result for the same input and versions (default: only inference at
+    #: temperature 0); see engine/cache.py
+    cache: CacheSetting = None
     timeout: float | None = Field(default=None, gt=0)
 
     @field_validator("depends_on", mode="before")
@@ -70,6 +83,11 @@ class InferenceConfig(AgentConfig):
     features: list[str] | None = None
     max_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.0, ge=0, le=2)
+    #: ``output: label`` only: contextual calibration (Zhao et al., 2021). The label scores of
+    #: the prompt rendered from a content-free record ("N/A" for every string) are subtracted
+    #: from each item's, which undoes a model's bias to some labels. Needs a provider that
+    #: reports label scores (the local llama.cpp model does).
+    calibrate: bool = False
 
 
 class QualityCheckConfig(AgentConfig):
@@ -167,3 +185,5 @@ class WorkflowSpec(BaseModel):
     evaluate: EvaluateSpec | None = None
     escalation: dict[str, Any] = Field(default_factory=dict)
     compute_rate_per_cpu_second: float = Field(default=0.0, ge=0)
+    #: the default step cache for every agent that does not set its own (see engine/cache.py)
+    cache: CacheSetting = None

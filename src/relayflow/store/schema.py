@@ -97,6 +97,23 @@ feedback = Table(
     Index("ix_feedback_workflow", "workflow", "created"),
 )
 
+# Step results reused for the same input and versions (engine/cache.py). ``key`` is the hash
+# of the agent type, its versions, its settings and its input.
+step_cache = Table(
+    "step_cache",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("workflow", String(200), nullable=False),
+    Column("step", String(200), nullable=False),
+    Column("output", Text, nullable=False),
+    Column("confidence", Float),
+    Column("versions", Text, nullable=False),
+    Column("flags", Text, nullable=False),
+    Column("usage", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float),
+)
+
 batches = Table(
     "batches",
     metadata,

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from relayflow.engine import events as ev
 from relayflow.errors import StoreError
 from relayflow.store import schema
+from relayflow.store.cache import StepCache
 from relayflow.store.journal import Journal, discard, orphaned_logs
 from relayflow.store.reads import StoreReads
 from relayflow.store.rows import Write, writes_for
@@ -62,6 +63,7 @@ class SqlStore(StoreReads):
         self._lazy_error: StoreError | None = None
         db_file = self._sqlite_file()
         self._journal: Journal | None = None
+        self.cache = StepCache(self)
         if db_file is not None:
             self._recover(db_file)
             if journal is None or journal:
@@ -93,6 +95,11 @@ class SqlStore(StoreReads):
         if urgency == "soon":
             self._flush_later()
         return None
+
+    def write(self, writes: list[Write]) -> None:
+        """Writes that nobody waits on (cache entries): committed within moments."""
+        self._buffer.extend(writes)
+        self._flush_later()
 
     def add_feedback(
         self,
@@ -233,6 +240,10 @@ class SqlStore(StoreReads):
 
     def _select(self, query: Any) -> list[Any]:
         self.flush()
+        return self.select_committed(query)
+
+    def select_committed(self, query: Any) -> list[Any]:
+        """Run ``query`` on what is in the database now, without writing what is pending."""
         try:
             with self.engine.connect() as conn:
                 return list(conn.execute(query))

@@ -128,6 +128,17 @@ class Statements:
             "feedback_insert",
             ins.on_conflict_do_nothing(index_elements=[schema.feedback.c.feedback_id]),
         )
+        cache = schema.step_cache
+        ins = self._insert(cache)
+        self.cache_upsert = self._compile(
+            "cache_upsert",
+            ins.on_conflict_do_update(
+                index_elements=[cache.c.key],
+                set_={
+                    c.name: ins.excluded[c.name] for c in schema.step_cache.c if not c.primary_key
+                },
+            ),
+        )
         ins = self._insert(schema.batches)
         self.batch_upsert = self._compile(
             "batch_upsert",
