@@ -109,6 +109,9 @@ def test_the_golden_reviewer_approves_right_outputs_and_corrects_wrong_ones(
     assert result.accuracy.n == 6 and result.accuracy.reason is None
     assert result.accuracy.low is not None and result.accuracy.high is not None
     assert result.accuracy.low <= 5 / 6 <= result.accuracy.high
+    # before the reviewer corrected c, the agents had it wrong too
+    assert result.agent_accuracy is not None
+    assert result.agent_accuracy.value == pytest.approx(4 / 6)
     assert [s.step for s in result.steps] == ["Items", "Label", "Review", "Finish"]
     assert result.steps[2].human == 3
 

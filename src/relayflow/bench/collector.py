@@ -53,6 +53,8 @@ class RunMeasure:
     error: str | None
     cache_hits: int = 0
     cache_misses: int = 0
+    #: the item as the agents left it when the run was escalated, before a person decided
+    agent_output: Mapping[str, Any] | None = None
 
     @property
     def ttr(self) -> float | None:
@@ -86,6 +88,7 @@ class _Run:
     escalations: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
+    agent_output: Mapping[str, Any] | None = None
     steps: list[StepTime] = field(default_factory=list)
     output: Mapping[str, Any] | None = None
     error: str | None = None
@@ -125,6 +128,7 @@ class _Run:
             self.error,
             self.cache_hits,
             self.cache_misses,
+            self.agent_output,
         )
 
 
@@ -182,6 +186,8 @@ class Collector:
             run.use(event.usage)
             run.escalations += 1
             run.status = "waiting_review"
+            if run.agent_output is None:
+                run.agent_output = event.output
         elif isinstance(event, ev.RunFinished):
             run.status = event.status
             run.output = event.output

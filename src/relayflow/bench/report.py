@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from relayflow.bench.reviewer import Accuracy
     from relayflow.bench.runner import WorkflowBench
 
 
@@ -66,8 +67,7 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f} %"
 
 
-def accuracy_text(bench: WorkflowBench) -> str:
-    acc = bench.accuracy
+def accuracy_text(acc: Accuracy) -> str:
     if acc.value is None:
         return "—"
     ci = ""
@@ -84,7 +84,12 @@ def rows(bench: WorkflowBench) -> list[tuple[str, str, str]]:
         ("TTR median", secs(f.ttr_median), secs(seed.ttr) if seed else ""),
         ("TTR p95", secs(f.ttr_p95), ""),
         ("CPW", money(f.cpw), money(seed.cpw) if seed else ""),
-        ("accuracy", accuracy_text(bench), pct(seed.accuracy) if seed else ""),
+        ("accuracy", accuracy_text(bench.accuracy), pct(seed.accuracy) if seed else ""),
+        (
+            "accuracy, agents alone",
+            accuracy_text(bench.agent_accuracy) if bench.agent_accuracy else "—",
+            "",
+        ),
         ("agent utilization", pct(f.utilization), pct(seed.utilization) if seed else ""),
         ("escalated", pct(f.escalation_rate), ""),
         ("TTR outside model", pct(f.outside_model_share), ""),
@@ -140,6 +145,9 @@ def to_json(benches: Sequence[WorkflowBench], meta: Mapping[str, Any]) -> dict[s
                 "seed": asdict(seed) if seed else None,
                 "figures": figures,
                 "accuracy": asdict(bench.accuracy),
+                "agent_accuracy": (
+                    asdict(bench.agent_accuracy) if bench.agent_accuracy is not None else None
+                ),
                 "references": bench.references,
                 "reviews": asdict(bench.reviews) if bench.reviews is not None else None,
                 "options": asdict(bench.options),

@@ -3,6 +3,7 @@ listening and the golden reviewer deciding parked runs, then compute the figures
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ class WorkflowBench:
     figures: Figures
     accuracy: Accuracy
     steps: tuple[StepSummary, ...]
+    #: the same metric on what the agents produced, before any reviewer's decision
+    agent_accuracy: Accuracy | None = None
 
     def pass_of(self, run: RunMeasure) -> int | None:
         return next((p.index for p in self.passes if p.batch_id == run.batch_id), None)
@@ -148,7 +151,17 @@ async def bench_workflow(
         figures=figures(runs, cpu, rate),
         accuracy=measure_accuracy(evaluate, runs, references),
         steps=step_summaries(runs, [agent.name for agent in workflow.agents]),
+        agent_accuracy=measure_accuracy(
+            evaluate, [_as_agents_left_it(r) for r in runs], references
+        ),
     )
+
+
+def _as_agents_left_it(run: RunMeasure) -> RunMeasure:
+    """The run's output with the fields an escalated step held before a person changed them."""
+    if run.agent_output is None or run.output is None:
+        return run
+    return dataclasses.replace(run, output={**run.output, **run.agent_output})
 
 
 async def _one_pass(
