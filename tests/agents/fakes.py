@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ def completion(
     output_tokens: int = 5,
     seconds: float = 0.25,
     label: str | None = None,
+    label_scores: Mapping[str, float] | None = None,
 ) -> Completion:
     return Completion(
         text=text,
@@ -26,6 +28,7 @@ def completion(
         seconds=seconds,
         model="fake-model",
         label=label,
+        label_scores=label_scores,
     )
 
 
@@ -62,3 +65,34 @@ class FakeProvider:
 
     async def close(self) -> None:
         self.closed = True
+
+
+@dataclass
+class LabelScorer:
+    """A labels-mode provider that scores the labels by the prompt: ``scores[prompt]`` are the
+    label log-probabilities it reports, its label is their argmax. It yields to the event loop
+    once per call, so concurrent calls interleave as they would on a real model."""
+
+    scores: Mapping[str, Mapping[str, float]]
+    name: str = "scorer"
+    version: str = "scorer-1"
+    price: Price = field(default_factory=Price)
+    requests: list[CompletionRequest] = field(default_factory=list)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        self.requests.append(request)
+        await asyncio.sleep(0)
+        if request.prompt not in self.scores:
+            raise AssertionError(f"unexpected completion request: {request.prompt!r}")
+        scores = self.scores[request.prompt]
+        label = max(scores, key=scores.__getitem__)
+        return completion(label, label=label, label_scores=dict(scores))
+
+    def prompts(self) -> list[str]:
+        return [r.prompt for r in self.requests]
+
+    async def predict(self, features: Mapping[str, Any]) -> Prediction:
+        raise AssertionError(f"unexpected prediction request: {features!r}")
+
+    async def close(self) -> None:
+        pass

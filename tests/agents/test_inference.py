@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from relayflow.agents.base import BuildContext, Result, StepInfo, Usage
-from relayflow.agents.inference import InferenceAgent
+from relayflow.agents.inference import InferenceAgent, content_free
 from relayflow.engine.handoff import Handoff
 from relayflow.errors import AgentError, ProviderTimeout
-from relayflow.models.base import Prediction, Price
+from relayflow.models.base import Prediction, Price, Provider
 from relayflow.prompts.templates import prompt_hash
 from relayflow.spec.models import InferenceConfig
 from tests.agents.fakes import (
     FakeProvider,
+    LabelScorer,
     completion,
 )
 
 STEP = StepInfo(run_id="r1", step="infer", attempt=1)
 
 
-def build(tmp_path: Path, fake: FakeProvider, **settings: Any) -> InferenceAgent:
+def build(tmp_path: Path, fake: Provider, **settings: Any) -> InferenceAgent:
     aliases: list[str] = []
 
-    def get_provider(alias: str) -> FakeProvider:
+    def get_provider(alias: str) -> Provider:
         aliases.append(alias)
         return fake
 
@@ -260,3 +262,125 @@ def test_tabular_mode_missing_feature_names_it(tmp_path: Path) -> None:
     with pytest.raises(AgentError, match=r"feature 'country' is missing from the handoff"):
         run(agent, {"amount": 1})
     assert fake.rows == []
+
+
+# ---- contextual calibration ----------------------------------------------------------------
+
+INTENTS = ["billing", "technical", "shipping"]
+#: label log-probabilities by prompt: the model leans to "billing" whatever the ticket says
+SCORES = {
+    "Ticket: N/A": {"billing": -0.5, "technical": -2.5, "shipping": -3.0},
+    "Ticket: my app crashes": {"billing": -0.9, "technical": -1.2, "shipping": -3.1},
+    "Ticket: my parcel is late": {"billing": -0.8, "technical": -3.0, "shipping": -1.5},
+    "Ticket: refund me": {"billing": -0.2, "technical": -3.0, "shipping": -3.5},
+}
+TICKETS = {"my app crashes": "technical", "my parcel is late": "shipping", "refund me": "billing"}
+
+
+def calibrated_agent(tmp_path: Path, provider: Provider, **settings: Any) -> InferenceAgent:
+    defaults: dict[str, Any] = {"prompt": "Ticket: {{ text }}", "output": "label"}
+    defaults.update(labels=INTENTS, output_field="intent", calibrate=True)
+    return build(tmp_path, provider, **{**defaults, **settings})
+
+
+def test_uncalibrated_labels_follow_the_bias(tmp_path: Path) -> None:
+    scorer = LabelScorer(SCORES)
+    agent = calibrated_agent(tmp_path, scorer, calibrate=False)
+    answers = [run(agent, {"text": text}).data["intent"] for text in TICKETS]
+    assert answers == ["billing", "billing", "billing"]
+    assert "Ticket: N/A" not in scorer.prompts()
+
+
+def test_calibration_subtracts_the_content_free_baseline(tmp_path: Path) -> None:
+    scorer = LabelScorer(SCORES)
+    agent = calibrated_agent(tmp_path, scorer)
+    for text, gold in TICKETS.items():
+        result = run(agent, {"text": text, "channel": "chat"})
+        assert result.data == {"text": text, "channel": "chat", "intent": gold}
+        calibrated = [
+            SCORES[f"Ticket: {text}"][label] - SCORES["Ticket: N/A"][label] for label in INTENTS
+        ]
+        share = math.exp(max(calibrated)) / sum(math.exp(score) for score in calibrated)
+        assert result.confidence == pytest.approx(share)
+        assert result.confidence is not None and 0 < result.confidence <= 1
+        assert result.versions["calibration"] == prompt_hash("Ticket: N/A")
+        assert result.versions["prompt"] == prompt_hash(f"Ticket: {text}")
+    assert scorer.requests[0].labels == INTENTS
+    assert scorer.prompts() == ["Ticket: N/A", *(f"Ticket: {text}" for text in TICKETS)]
+
+
+def test_the_baseline_is_asked_once_even_for_concurrent_items(tmp_path: Path) -> None:
+    scorer = LabelScorer(SCORES)
+    agent = calibrated_agent(tmp_path, scorer)
+
+    async def together() -> list[Result]:
+        handoffs = [Handoff(data={"text": text}, run_id="r1") for text in TICKETS]
+        return list(await asyncio.gather(*(agent.run(h, STEP) for h in handoffs)))
+
+    results = asyncio.run(together())
+    later = run(agent, {"text": "my app crashes"})  # and again from another event loop
+
+    assert [r.data["intent"] for r in results] == list(TICKETS.values())
+    assert later.data["intent"] == "technical"
+    assert scorer.prompts().count("Ticket: N/A") == 1
+    assert len(scorer.requests) == 1 + len(TICKETS) + 1
+    # the baseline's call is accounted to the item that asked for it
+    assert sorted(r.usage.model_calls for r in [*results, later]) == [1, 1, 1, 2]
+
+
+def test_the_baseline_is_asked_again_when_the_model_changes(tmp_path: Path) -> None:
+    scorer = LabelScorer(SCORES)
+    agent = calibrated_agent(tmp_path, scorer)
+    run(agent, {"text": "refund me"})
+    scorer.version = "scorer-2"  # the registry promoted a retrained model under the alias
+    run(agent, {"text": "refund me"})
+    assert scorer.prompts() == ["Ticket: N/A", "Ticket: refund me"] * 2
+
+
+def test_the_content_free_record_keeps_the_first_records_shape(tmp_path: Path) -> None:
+    prompt = "{{ text }}|{{ n }}|{{ tags | length }}|{{ meta.source }}"
+    content_free_prompt = "N/A|0|0|N/A"
+    scores = {"billing": -1.0, "technical": -2.0, "shipping": -3.0}
+    item = {"text": "hi", "n": 3.5, "tags": ["a"], "meta": {"source": "web"}}
+    scorer = LabelScorer({content_free_prompt: scores, "hi|3.5|1|web": scores})
+    agent = calibrated_agent(tmp_path, scorer, prompt=prompt, system="Classify.")
+    result = run(agent, item)
+    assert scorer.prompts() == [content_free_prompt, "hi|3.5|1|web"]
+    assert result.versions["calibration"] == prompt_hash(f"Classify.\x00{content_free_prompt}")
+    # equal scores before and after: every calibrated score is 0, the first label wins
+    assert result.data["intent"] == "billing"
+    assert result.confidence == pytest.approx(1 / 3)
+
+
+def test_content_free_values() -> None:
+    record = {"s": "x", "i": 7, "f": 0.5, "b": True, "l": [1], "t": ("a",), "d": {"k": "v"}}
+    assert content_free(record) == {
+        "s": "N/A",
+        "i": 0,
+        "f": 0,
+        "b": False,
+        "l": [],
+        "t": [],
+        "d": {"k": "N/A"},
+    }
+    assert content_free(None) is None
+
+
+def test_calibration_without_label_scores_fails_at_the_first_call(tmp_path: Path) -> None:
+    fake = FakeProvider([completion("billing", label="billing")] * 2)
+    agent = calibrated_agent(tmp_path, fake)
+    with pytest.raises(AgentError, match="calibrate: true needs a provider that reports label"):
+        run(agent, {"text": "refund me"})
+    assert [r.prompt for r in fake.requests] == ["Ticket: N/A"]
+
+
+def test_calibration_needs_a_score_for_every_label(tmp_path: Path) -> None:
+    scores = {"Ticket: N/A": {"billing": -0.5, "technical": -2.5}}
+    agent = calibrated_agent(tmp_path, LabelScorer(scores))
+    with pytest.raises(AgentError, match=r"no score for the labels \['shipping'\]"):
+        run(agent, {"text": "refund me"})
+
+
+def test_calibrate_is_rejected_outside_label_mode(tmp_path: Path) -> None:
+    with pytest.raises(AgentError, match="calibrate: true works on output: label only"):
+        build(tmp_path, FakeProvider(), prompt="x", calibrate=True)

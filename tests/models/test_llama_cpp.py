@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,25 @@ def test_labels_mode_answers_one_label_whatever_their_order(local: LlamaCppProvi
         assert out.label == out.text == "Paris"
         assert out.confidence is not None and 0.5 < out.confidence <= 1
         assert out.input_tokens > 0 and out.output_tokens > 0
+
+
+@pytest.mark.llm
+def test_labels_mode_reports_every_labels_log_probability(local: LlamaCppProvider) -> None:
+    labels = ["London", "Paris", "Berlin"]
+    (out,) = complete(local, CompletionRequest("What is the capital of France?", labels=labels))
+    scores = out.label_scores
+    assert scores is not None and list(scores) == labels
+    assert all(math.isfinite(score) and score < 0 for score in scores.values())
+    assert out.label == max(scores, key=scores.__getitem__)
+    # the confidence is the chosen label's share of the probability of all labels
+    share = math.exp(scores[out.label]) / sum(math.exp(score) for score in scores.values())
+    assert out.confidence == pytest.approx(share)
+
+
+@pytest.mark.llm
+def test_text_answers_have_no_label_scores(local: LlamaCppProvider) -> None:
+    (out,) = complete(local, CompletionRequest("Say yes.", max_tokens=2))
+    assert out.label_scores is None
 
 
 @pytest.mark.llm

@@ -1,10 +1,20 @@
-"""The inference agent: render a prompt from the handoff and ask a model, or score a tabular row."""
+"""The inference agent: render a prompt from the handoff and ask a model, or score a tabular row.
+
+Labels can be calibrated (``calibrate: true``, contextual calibration after Zhao et al., 2021,
+"Calibrate Before Use"): a small model prefers some labels whatever the input (often the first
+one listed). The agent asks once for the label scores of the prompt rendered from a content-free
+record and subtracts them from every item's label scores before picking the answer.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import re
+import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jsonschema.exceptions import best_match
@@ -13,7 +23,7 @@ from jsonschema.protocols import Validator
 from relayflow.agents.base import Agent, BuildContext, Result, StepInfo, Usage
 from relayflow.agents.quality_check import read_schema, schema_validator
 from relayflow.errors import AgentError
-from relayflow.models.base import CompletionRequest, Provider
+from relayflow.models.base import Completion, CompletionRequest, Provider
 from relayflow.prompts.templates import PromptTemplate, load_template, prompt_hash, render
 from relayflow.spec.models import AgentConfig, InferenceConfig
 
@@ -33,6 +43,35 @@ def load_output_schema(
         return schema, schema_validator(schema, f"{what} {path}")
     schema = dict(source)
     return schema, schema_validator(schema, what)
+
+
+#: what every string of the content-free record reads (the paper's neutral input)
+CONTENT_FREE = "N/A"
+
+
+def content_free(value: Any) -> Any:
+    """``value`` with its content taken out and its shape kept: every string becomes "N/A",
+    numbers 0, booleans False, lists empty; mappings keep their keys; anything else is None."""
+    if isinstance(value, str):
+        return CONTENT_FREE
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return 0
+    if isinstance(value, Mapping):
+        return {key: content_free(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return []
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Baseline:
+    """The label log-probabilities of the content-free prompt, for one model version."""
+
+    scores: Mapping[str, float]
+    version: str
+    model: tuple[str, str]
 
 
 def _strip_fence(text: str) -> str:
@@ -58,9 +97,19 @@ class InferenceAgent(Agent):
         self._validator: Validator | None = None
         self._schema: dict[str, Any] | None = None
         self._provider: Provider | None = None
+        self._baseline: _Baseline | None = None
+        # one lock per event loop: an asyncio.Lock is bound to the loop that first waits on it
+        self._calibration_locks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Lock
+        ] = weakref.WeakKeyDictionary()
 
     async def prepare(self) -> None:
         cfg = self.config
+        if cfg.calibrate and (cfg.features is not None or cfg.output != "label"):
+            raise AgentError(
+                f"step {cfg.name}: calibrate: true works on output: label only — "
+                "set output: label with labels, or drop calibrate"
+            )
         if cfg.features is None:
             if (cfg.prompt_template is None) == (cfg.prompt is None):
                 raise AgentError(
@@ -104,39 +153,121 @@ class InferenceAgent(Agent):
         data = dict(handoff.data)
         context = {"data": data, **data, "confidence": handoff.confidence}
         prompt = render(self._template, context)
-        completion = await provider.complete(
-            CompletionRequest(
-                prompt,
-                system=cfg.system,
-                max_tokens=cfg.max_tokens,
-                temperature=cfg.temperature,
-                labels=cfg.labels if cfg.output == "label" else None,
-                json_schema=self._schema,
-            )
-        )
-        if cfg.output == "label":
-            value: Any = self._label(completion.label, completion.text)
+        baseline: _Baseline | None = None
+        spent: Usage | None = None
+        if cfg.calibrate:
+            baseline, spent = await self._calibration(provider, data)
+        completion = await provider.complete(self._request(prompt))
+        value: Any
+        confidence = completion.confidence
+        if baseline is not None:
+            value, confidence = self._calibrated(completion, baseline, provider)
+        elif cfg.output == "label":
+            value = self._label(completion.label, completion.text)
         elif cfg.output == "json":
             value = self._json(completion.text)
         else:
             value = completion.text.strip()
-        hashed = prompt if cfg.system is None else f"{cfg.system}\x00{prompt}"
+        usage = self._usage(completion, provider)
+        versions = {
+            "prompt": prompt_hash(self._hashed(prompt)),
+            "model": provider.name,
+            "model_version": provider.version,
+        }
+        if baseline is not None:
+            versions["calibration"] = baseline.version
         return Result(
             data={**data, cfg.output_field: value},
-            confidence=completion.confidence,
-            usage=Usage(
-                input_tokens=completion.input_tokens,
-                output_tokens=completion.output_tokens,
-                model_calls=1,
-                model_seconds=completion.seconds,
-                cost=provider.price.cost(completion.input_tokens, completion.output_tokens),
-            ),
-            versions={
-                "prompt": prompt_hash(hashed),
-                "model": provider.name,
-                "model_version": provider.version,
-            },
+            confidence=confidence,
+            usage=usage if spent is None else spent + usage,
+            versions=versions,
         )
+
+    def _request(self, prompt: str) -> CompletionRequest:
+        cfg = self.config
+        return CompletionRequest(
+            prompt,
+            system=cfg.system,
+            max_tokens=cfg.max_tokens,
+            temperature=cfg.temperature,
+            labels=cfg.labels if cfg.output == "label" else None,
+            json_schema=self._schema,
+        )
+
+    def _hashed(self, prompt: str) -> str:
+        system = self.config.system
+        return prompt if system is None else f"{system}\x00{prompt}"
+
+    @staticmethod
+    def _usage(completion: Completion, provider: Provider) -> Usage:
+        return Usage(
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            model_calls=1,
+            model_seconds=completion.seconds,
+            cost=provider.price.cost(completion.input_tokens, completion.output_tokens),
+        )
+
+    async def _calibration(
+        self, provider: Provider, data: Mapping[str, Any]
+    ) -> tuple[_Baseline, Usage | None]:
+        """The content-free baseline, asked once (the first item's keys shape the record) and
+        again only when the model behind the alias changes; with the usage when it was asked."""
+        model = (provider.name, provider.version)
+        baseline = self._baseline
+        if baseline is not None and baseline.model == model:
+            return baseline, None
+        lock = self._calibration_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock:
+            baseline = self._baseline
+            if baseline is not None and baseline.model == model:
+                return baseline, None
+            assert self._template is not None  # calibrate implies a prompt (checked in prepare)
+            record = content_free(dict(data))
+            prompt = render(self._template, {"data": record, **record, "confidence": None})
+            completion = await provider.complete(self._request(prompt))
+            scores = self._label_scores(completion, provider, "the content-free baseline")
+            baseline = _Baseline(scores, prompt_hash(self._hashed(prompt)), model)
+            self._baseline = baseline
+            return baseline, self._usage(completion, provider)
+
+    def _label_scores(
+        self, completion: Completion, provider: Provider, what: str
+    ) -> dict[str, float]:
+        """The log-probability of each configured label from ``completion``."""
+        labels = self.config.labels or []
+        scores = completion.label_scores
+        if scores is None:
+            raise AgentError(
+                f"step {self.name}: calibrate: true needs a provider that reports label scores "
+                f"(the local llama.cpp model does); model {self.config.model!r} "
+                f"({type(provider).__name__}) gave none — use a llama_cpp model or drop calibrate"
+            )
+        missing = [label for label in labels if label not in scores]
+        if missing:
+            raise AgentError(
+                f"step {self.name}: model {self.config.model!r} gave no score for the labels "
+                f"{missing} of {what}"
+            )
+        out = {label: float(scores[label]) for label in labels}
+        if not all(math.isfinite(score) for score in out.values()):
+            raise AgentError(
+                f"step {self.name}: model {self.config.model!r} gave a label a score that is "
+                f"not finite for {what}: {out}"
+            )
+        return out
+
+    def _calibrated(
+        self, completion: Completion, baseline: _Baseline, provider: Provider
+    ) -> tuple[str, float]:
+        """The label with the highest calibrated score, score(label | item) − baseline(label),
+        and its softmax share of the calibrated scores as the confidence."""
+        scores = self._label_scores(completion, provider, "the item")
+        calibrated = {label: score - baseline.scores[label] for label, score in scores.items()}
+        answer = max(calibrated, key=calibrated.__getitem__)
+        top = calibrated[answer]
+        total = sum(math.exp(score - top) for score in calibrated.values())
+        return answer, 1.0 / total
 
     def _label(self, label: str | None, text: str) -> str:
         labels = self.config.labels or []

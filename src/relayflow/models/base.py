@@ -40,7 +40,9 @@ class CompletionRequest:
 @dataclass(frozen=True, slots=True)
 class Completion:
     """A model's answer with what it cost. ``confidence`` is in [0, 1] when the backend can tell
-    (mean token probability from log-probabilities, or the class probability)."""
+    (mean token probability from log-probabilities, or the class probability). In labels mode
+    ``label_scores`` holds the log-probability of each label as the whole answer, when the
+    backend can tell (the local llama.cpp model does); None otherwise."""
 
     text: str
     confidence: float | None
@@ -49,6 +51,7 @@ class Completion:
     seconds: float
     model: str
     label: str | None = None
+    label_scores: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,6 +228,7 @@ class LlamaEngine:
         label is forced in turn, in its own tokenization (the prompt is evaluated once; llama.cpp
         keeps it cached), and scored by the log-probability of its tokens, as evaluation
         harnesses do; the confidence is the label's share of the probability of all labels.
+        ``label_scores`` carries every label's log-probability (for calibration downstream).
         """
         import llama_cpp
 
@@ -271,6 +272,7 @@ class LlamaEngine:
             seconds=seconds,
             model=self.version,
             label=labels[pick],
+            label_scores=dict(zip(labels, scores, strict=True)),
         )
 
     def close(self) -> None:
