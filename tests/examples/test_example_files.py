@@ -7,6 +7,7 @@ import collections
 import importlib.util
 import json
 import shutil
+import urllib.request
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -269,6 +270,10 @@ def test_seed_upload_fills_the_bucket_the_workflow_reads(
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
+        # moto keeps its buckets per process, not per server: start from an empty S3
+        urllib.request.urlopen(
+            urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10
+        ).close()
         for key, value in {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
