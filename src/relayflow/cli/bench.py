@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from relayflow.cli.output import console, error_line, flat, note, plural, seconds
+from relayflow.cli.progress import LiveBar
 from relayflow.engine import events as ev
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.progress import Progress, TaskID
 
     from relayflow.bench.runner import BenchOptions, Items, WorkflowBench
     from relayflow.spec.loader import Workflow
@@ -196,7 +195,7 @@ def _meta(options: BenchOptions, store: str, wall: float) -> dict[str, Any]:
     }
 
 
-class BenchProgress:
+class BenchProgress(LiveBar):
     """An event consumer that shows the phase in progress (warm-up, pass k of K) with Rich:
     runs done, and how many completed, failed and parked."""
 
@@ -205,8 +204,6 @@ class BenchProgress:
         self.options = options
         self._console = console
         self._status: dict[str, str] = {}
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
 
     def phase(self, kind: str, index: int | None) -> None:
         self._status.clear()
@@ -236,40 +233,9 @@ class BenchProgress:
         return f"ok {ok}  failed {failed}  parked {values.count('waiting_review')}"
 
     def _refresh(self) -> None:
-        if self._progress is not None and self._task is not None:
-            done = sum(status != "running" for status in self._status.values())
-            self._progress.update(self._task, completed=done, stats=self.stats_text())
+        done = sum(status != "running" for status in self._status.values())
+        self._show(done, self.stats_text())
 
     def __enter__(self) -> BenchProgress:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}", markup=False),
-            TimeElapsedColumn(),
-            console=self._console,
-            transient=True,
-            disable=not self._console.is_terminal,
-        )
-        self._task = self._progress.add_task(self.workflow, total=None, stats=self.stats_text())
-        self._progress.start()
+        self._start(self.workflow, None, self.stats_text(), spinner=False)
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-        self._progress = None
-        self._task = None

@@ -80,7 +80,58 @@ class _Live:
         self.status: Outcome = "running"
 
 
-class BatchProgress:
+class LiveBar:
+    """A transient Rich progress bar, shown only on a terminal: the part every progress consumer
+    shares. Subclasses call ``_start`` in ``__enter__`` and ``_show`` when their counts change."""
+
+    _console: Console | None
+    _progress: Progress | None = None
+    _task: TaskID | None = None
+
+    def _start(self, description: str, total: int | None, stats: str, *, spinner: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        columns = [
+            *([SpinnerColumn()] if spinner else []),
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}", markup=False),
+            TimeElapsedColumn(),
+        ]
+        self._progress = Progress(
+            *columns,
+            console=self._console,
+            transient=True,
+            disable=self._console is None or not self._console.is_terminal,
+        )
+        self._task = self._progress.add_task(description, total=total, stats=stats)
+        self._progress.start()
+
+    def _show(self, completed: int, stats: str) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=completed, stats=stats)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        self._progress = None
+        self._task = None
+
+
+class BatchProgress(LiveBar):
     """An event consumer: counts runs as they start, park and end, and shows a Rich progress
     bar while used as a context manager (only on a terminal)."""
 
@@ -97,8 +148,6 @@ class BatchProgress:
         self._tokens = 0
         self._cost = 0.0
         self._failures: list[Failure] = []
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
 
     # ---- the consumer ----------------------------------------------------------------------
 
@@ -179,44 +228,11 @@ class BatchProgress:
         )
 
     def _refresh(self) -> None:
-        if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=self.done, stats=self.stats_text())
+        self._show(self.done, self.stats_text())
 
     def __enter__(self) -> BatchProgress:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("runs"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}", markup=False),
-            TimeElapsedColumn(),
-            console=self._console,
-            transient=True,
-            disable=self._console is None or not self._console.is_terminal,
-        )
-        self._task = self._progress.add_task("runs", total=self.total, stats=self.stats_text())
-        self._progress.start()
+        self._start("runs", self.total, self.stats_text(), spinner=True)
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-        self._progress = None
-        self._task = None
 
 
 def render_summary(summary: Summary, console: Console, *, limit: int | None = None) -> None:
