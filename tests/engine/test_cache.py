@@ -162,3 +162,20 @@ def test_hits_and_misses_reach_the_bench_figures(tmp_path: Path, endpoint: Endpo
     asyncio.run(main())
     f = figures(collector.runs(), cpu_seconds=0.0, rate=0.0)
     assert (f.cache_hits, f.cache_misses) == (2, 2)
+
+
+def test_a_runner_can_bypass_the_cache(tmp_path: Path, endpoint: Endpoint) -> None:
+    wf = write_workflow(tmp_path, _yaml(endpoint.url), SCRIPTS)
+    seen = Finished()
+
+    async def main() -> None:
+        async with relayflow.Runner(
+            wf, store=str(tmp_path / "runs.db"), consumers=[seen], use_cache=False
+        ) as runner:
+            for _ in range(2):
+                await runner.run({"q": "a"})
+
+    asyncio.run(main())
+    assert seen.cached("ask") == [False, False]
+    assert all("cache" not in e.versions for e in seen.events)
+    assert endpoint.calls == 2

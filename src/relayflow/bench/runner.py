@@ -44,6 +44,9 @@ class BenchOptions:
     concurrency: int = 2
     reviewer: Literal["golden", "none"] = "golden"
     warmup: int = 2
+    #: reuse cached step results (off by default: warm-up and repeated passes would otherwise
+    #: measure the cache, not the workflow)
+    cache: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +117,9 @@ async def bench_workflow(
     reviewer = GoldenReviewer(references) if options.reviewer == "golden" else None
     listeners: list[Consumer] = [collector, *([reviewer] if reviewer else []), *consumers]
     passes: list[PassInfo] = []
-    async with Runner(workflow, store=store, consumers=listeners) as runner:
+    async with Runner(
+        workflow, store=store, consumers=listeners, use_cache=options.cache
+    ) as runner:
         pick = items or _source_items(runner)
         if options.warmup > 0:
             if on_phase is not None:

@@ -55,6 +55,13 @@ def bench(
     warmup: Annotated[
         int, typer.Option("--warmup", min=0, help="Runs before measuring, not counted.")
     ] = 2,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Reuse cached step results (off: every pass runs every step).",
+        ),
+    ] = False,
     inputs: Annotated[
         str | None,
         typer.Option(
@@ -76,7 +83,7 @@ def bench(
     items, inputs_name = _items(inputs)
     out.mkdir(parents=True, exist_ok=True)
     location = _store(store, out)
-    options = BenchOptions(limit, runs, concurrency, reviewer, warmup)
+    options = BenchOptions(limit, runs, concurrency, reviewer, warmup, cache)
     started = time.perf_counter()
     benches: list[WorkflowBench] = []
     broken = 0

@@ -51,6 +51,7 @@ class Runner:
 
     ``store`` is a URL or path of the durable store (SQLite/PostgreSQL), an object with the
     store's interface, or None for in-memory runs. ``consumers`` receive every event.
+    ``use_cache=False`` runs every step even where the workflow allows the step cache.
     """
 
     def __init__(
@@ -61,8 +62,10 @@ class Runner:
         consumers: Sequence[ev.Consumer] = (),
         executor: Executor | None = None,
         max_threads: int | None = None,
+        use_cache: bool = True,
     ) -> None:
         self.workflow = workflow
+        self._use_cache = use_cache
         self._store_arg = store
         self.store: Any = None
         self.bus = ev.EventBus(list(consumers))
@@ -109,7 +112,9 @@ class Runner:
             await node.agent.prepare()
         self._versions = [dict(node.agent.versions()) for node in plan.nodes]
         self._policies = [
-            cache_policy(node.config, wf.spec.cache) if getattr(self.store, "cache", None) else None
+            cache_policy(node.config, wf.spec.cache)
+            if self._use_cache and getattr(self.store, "cache", None)
+            else None
             for node in plan.nodes
         ]
         self._keys = [
