@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 if TYPE_CHECKING:
     from relayflow.engine.handoff import Handoff
     from relayflow.models.base import Provider
+    from relayflow.spec.loader import Workflow
     from relayflow.spec.models import AgentConfig
 
 Verdict = Literal["ok", "escalate", "retry", "fail"]
@@ -82,6 +83,8 @@ class BuildContext:
     reviewers_downstream: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: the URL of the runner's store, for agents that keep state there (drift, registry)
     store_url: str | None = None
+    #: the whole loaded workflow, for agents that read its top-level sections (budget, …)
+    workflow: Workflow | None = None
 
     def resolve(self, path: str) -> Path:
         """A path from the YAML, relative to the YAML's own folder."""
