@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -71,6 +71,11 @@ class StepInfo(NamedTuple):
     attempt: int
 
 
+#: an agent's synchronous step (see ``Agent.run_inline``): the output data alone (a plain dict,
+#: for an ok result with nothing else to say), a Result, or an awaitable of either
+InlineRun = Callable[["Handoff"], "dict[str, Any] | Result | Awaitable[dict[str, Any] | Result]"]
+
+
 @dataclass(frozen=True, slots=True)
 class BuildContext:
     """What an agent may use while it is built: its workflow's folder and the model providers."""
@@ -121,6 +126,15 @@ class Agent(abc.ABC):
     @abc.abstractmethod
     async def run(self, handoff: Handoff, step: StepInfo) -> Result:
         """Execute one step on ``handoff`` and return what it produced."""
+
+    def run_inline(self) -> InlineRun | None:
+        """A plain function that does what ``run`` does, for an agent whose step is synchronous
+        and takes microseconds (an ``inline`` transform): the runner then calls it directly on
+        the event loop, without a coroutine per step (and without a StepInfo: an agent that
+        needs one uses ``run``). Asked once, after ``prepare``. It may hand back an awaitable
+        when the step turns out not to be synchronous. None (the default): every step goes
+        through ``run``."""
+        return None
 
     async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release what ``prepare`` acquired."""

@@ -9,12 +9,12 @@ import inspect
 import itertools
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from relayflow.agents.base import Agent, BuildContext, Result, StepInfo
+from relayflow.agents.base import Agent, BuildContext, InlineRun, Result, StepInfo
 from relayflow.errors import AgentError
 from relayflow.spec.models import AgentConfig, TransformConfig
 
@@ -141,6 +141,35 @@ class TransformAgent(Agent):
                 out = await out  # a plain def that hands back a coroutine
         except Exception as exc:
             raise AgentError(f"{self._raised}{type(exc).__name__}: {exc}") from exc
+        return self._checked_now(out)
+
+    def run_inline(self) -> InlineRun | None:
+        # an async function's coroutine is handed to the runner to await
+        if self._fn is None or self._in_thread:
+            return None
+        return self._run_inline
+
+    def _run_inline(self, handoff: Handoff) -> dict[str, Any] | Result | Awaitable[Result]:
+        fn = self._fn
+        assert fn is not None  # run_inline hands this out only after prepare
+        try:
+            out = fn(dict(handoff.data))
+        except Exception as exc:
+            raise AgentError(f"{self._raised}{type(exc).__name__}: {exc}") from exc
+        if type(out) is dict:
+            return out
+        if self._is_async or inspect.isawaitable(out):  # (a plain def may hand back one too)
+            return self._checked(out)
+        return self._checked_now(out)
+
+    async def _checked(self, pending: Awaitable[Any]) -> Result:
+        try:
+            out = await pending
+        except Exception as exc:
+            raise AgentError(f"{self._raised}{type(exc).__name__}: {exc}") from exc
+        return self._checked_now(out)
+
+    def _checked_now(self, out: Any) -> Result:
         if isinstance(out, dict):
             return Result(out)
         raise AgentError(

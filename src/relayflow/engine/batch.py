@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,32 +48,49 @@ async def run_batch(
     if waits:
         await ev.settle(waits)
     running: set[asyncio.Task[RunResult]] = set()
-    # Finished runs arrive through a queue: O(1) per run, where asyncio.wait over every
-    # running task would cost O(concurrency) per finished run.
-    finished: asyncio.Queue[asyncio.Task[RunResult]] = asyncio.Queue()
+    finished = _Finished()
     count = 0
     status: Literal["finished", "cancelled", "failed"] = "finished"
+    create_task = asyncio.get_running_loop().create_task
+
+    def wanted(key: str) -> bool:
+        previous = known.get(key)
+        return previous is None or previous[1] not in ("succeeded", "failed", "waiting_review")
+
+    def launch(key: str, record: Mapping[str, Any]) -> None:
+        previous = known.get(key)
+        if previous is not None:
+            task = create_task(runner.resume(previous[0]))
+        else:
+            task = create_task(runner.run(record, batch_id=batch_id, item_key=key))
+        task.add_done_callback(finished.add)
+        running.add(task)
+
     try:
-        async for key, record in _keyed_items(runner, items):
-            previous = known.get(key)
-            if previous is not None and previous[1] in ("succeeded", "failed"):
-                continue
-            if previous is not None and previous[1] == "waiting_review":
-                continue
-            while len(running) >= concurrency:
-                task = await finished.get()
-                running.discard(task)
-                count += 1
-                yield task.result()
-            if previous is not None:
-                coro = runner.resume(previous[0])
-            else:
-                coro = runner.run(record, batch_id=batch_id, item_key=key)
-            started = asyncio.ensure_future(coro)
-            started.add_done_callback(finished.put_nowait)
-            running.add(started)
+        if items is not None and not isinstance(items, AsyncIterable):
+            # a plain iterable is read here, without an async generator step per item
+            for index, record in enumerate(items):
+                key = _item_key(record, index)
+                if not wanted(key):
+                    continue
+                while len(running) >= concurrency:
+                    task = finished.pop() or await finished.next()
+                    running.discard(task)
+                    count += 1
+                    yield task.result()
+                launch(key, record)
+        else:
+            async for key, record in _keyed_items(runner, items):
+                if not wanted(key):
+                    continue
+                while len(running) >= concurrency:
+                    task = finished.pop() or await finished.next()
+                    running.discard(task)
+                    count += 1
+                    yield task.result()
+                launch(key, record)
         while running:
-            task = await finished.get()
+            task = finished.pop() or await finished.next()
             running.discard(task)
             count += 1
             yield task.result()
@@ -86,9 +104,40 @@ async def run_batch(
         runner.bus.emit(ev.BatchFinished(batch_id, status, count, time.time()))
 
 
+class _Finished:
+    """Runs that ended, in the order they ended. Cheaper than an ``asyncio.Queue``: a run's
+    done callback only appends, and a future is made only when the batch must wait."""
+
+    __slots__ = ("_ended", "_waiter")
+
+    def __init__(self) -> None:
+        self._ended: deque[asyncio.Task[RunResult]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def add(self, task: asyncio.Task[RunResult]) -> None:
+        self._ended.append(task)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pop(self) -> asyncio.Task[RunResult] | None:
+        return self._ended.popleft() if self._ended else None
+
+    async def next(self) -> asyncio.Task[RunResult]:
+        while not self._ended:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._ended.popleft()
+
+
 async def _keyed_items(
-    runner: Runner, items: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]] | None
+    runner: Runner, items: AsyncIterable[Mapping[str, Any]] | None
 ) -> AsyncIterator[tuple[str, Mapping[str, Any]]]:
+    """The keyed records of an async iterable, or of the plan's source when ``items`` is None
+    (a plain iterable is read by ``run_batch`` itself)."""
     if items is None:
         plan = runner.plan
         if plan.source is None:
@@ -108,14 +157,10 @@ async def _keyed_items(
                 yield f"{index}", record
                 index += 1
         return
-    if isinstance(items, AsyncIterable):
-        index = 0
-        async for record in items:
-            yield _item_key(record, index), record
-            index += 1
-    else:
-        for index, record in enumerate(items):
-            yield _item_key(record, index), record
+    index = 0
+    async for record in items:
+        yield _item_key(record, index), record
+        index += 1
 
 
 def _item_key(record: Mapping[str, Any], index: int) -> str:

@@ -143,27 +143,29 @@ class Consumer(Protocol):
 
 
 class EventBus:
-    """Delivers each event to every consumer, in subscription order."""
+    """Delivers each event to every consumer, in subscription order. ``consumers`` is the
+    list itself (read it, change it through subscribe/unsubscribe): the runner's hot path
+    tests it to skip building events nobody reads."""
 
-    __slots__ = ("_consumers",)
+    __slots__ = ("consumers",)
 
     def __init__(self, consumers: list[Consumer] | None = None) -> None:
-        self._consumers: list[Consumer] = list(consumers or [])
+        self.consumers: list[Consumer] = list(consumers or [])
 
     def subscribe(self, consumer: Consumer) -> None:
-        self._consumers.append(consumer)
+        self.consumers.append(consumer)
 
     def unsubscribe(self, consumer: Consumer) -> None:
-        self._consumers.remove(consumer)
+        self.consumers.remove(consumer)
 
     def __bool__(self) -> bool:
         """Whether anyone listens: the runner skips building hot-path events nobody reads."""
-        return bool(self._consumers)
+        return bool(self.consumers)
 
     def emit(self, event: Event) -> Sequence[Awaitable[None]]:
         """Deliver ``event``; return what durable consumers ask the caller to await."""
         pending: list[Awaitable[None]] | None = None
-        for consumer in self._consumers:
+        for consumer in self.consumers:
             waiting = consumer.handle(event)
             if waiting is not None:
                 if pending is None:

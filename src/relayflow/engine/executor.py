@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from relayflow.agents.base import Result, StepInfo
+from relayflow.agents.base import InlineRun, Result, StepInfo
 from relayflow.engine.handoff import Handoff
 from relayflow.engine.plan import Node
 
@@ -17,6 +17,11 @@ class Executor(Protocol):
     async def start(self) -> None: ...
 
     def execute(self, node: Node, handoff: Handoff, step: StepInfo) -> Awaitable[Result]: ...
+
+    def inline(self, node: Node) -> InlineRun | None:
+        """The node's synchronous step function when this executor runs it on the runner's own
+        event loop (see ``Agent.run_inline``); None sends every step through ``execute``."""
+        ...
 
     async def shutdown(self) -> None: ...
 
@@ -37,6 +42,9 @@ class LocalExecutor:
     def execute(self, node: Node, handoff: Handoff, step: StepInfo) -> Awaitable[Result]:
         # returns the agent's coroutine itself: one coroutine less per step on the hot path
         return node.agent.run(handoff, step)
+
+    def inline(self, node: Node) -> InlineRun | None:
+        return node.agent.run_inline()
 
     async def shutdown(self) -> None:
         if self._pool is not None:

@@ -13,4 +13,4 @@ _ID_COUNTER = itertools.count(random.randrange(1 << 16))
 
 def new_id() -> str:
     """Time-ordered and unique: milliseconds, a per-process prefix and a counter (20 hex)."""
-    return f"{time.time_ns() // 1_000_000:011x}{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFF:05x}"[-20:]
+    return f"{time.time_ns() // 1_000_000:011x}{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFF:05x}"

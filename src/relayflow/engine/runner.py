@@ -7,11 +7,20 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from relayflow.agents.base import NO_USAGE, BuildContext, StepInfo
+from relayflow.agents.base import NO_USAGE, BuildContext, InlineRun, Result, StepInfo
 from relayflow.engine import events as ev
 from relayflow.engine.cache import CachePolicy, KeyMaker, cache_policy
 from relayflow.engine.executor import Executor, LocalExecutor
@@ -37,6 +46,25 @@ class RunResult(NamedTuple):
     error: str | None = None
     step: str | None = None
     item_key: str | None = None
+
+
+class _Failure(NamedTuple):
+    """An attempt that raised: the error as the events and the run record show it, and whether
+    it ends the step at once (no retry can help: a budget or an access denial)."""
+
+    error: str
+    final: bool = False
+
+
+def _failure(exc: Exception, timeout: float | None) -> _Failure:
+    if timeout is not None and isinstance(exc, TimeoutError):
+        return _Failure(f"timed out after {timeout:g} s")
+    return _Failure(f"{type(exc).__name__}: {exc}", isinstance(exc, BudgetExceeded | AccessDenied))
+
+
+async def _settled(waits: Sequence[Awaitable[None]], following: Handoff) -> Handoff:
+    await ev.settle(waits)
+    return following
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +103,7 @@ class Runner:
         self._entries: list[LineageEntry] = []
         self._policies: list[CachePolicy | None] = []
         self._keys: list[KeyMaker | None] = []
+        self._inline: list[InlineRun | None] = []
 
     @property
     def plan(self) -> Plan:
@@ -123,6 +152,14 @@ class Runner:
             else None
             for node in plan.nodes
         ]
+        # steps the executor runs on this loop are called directly, without the general path's
+        # coroutine (cached steps look up first; a timeout needs the general path)
+        self._inline = [
+            self.executor.inline(node)
+            if self._policies[node.index] is None and node.config.timeout is None
+            else None
+            for node in plan.nodes
+        ]
         # the lineage entry of a step whose versions are all static is the same every time
         self._entries = [
             LineageEntry(node.name, node.agent_type, self._versions[node.index])
@@ -165,17 +202,17 @@ class Runner:
     ) -> RunResult:
         """Carry ``data`` through the workflow. With a batch source in the plan, ``data`` is
         taken as one record of that source."""
-        plan = self.plan
+        plan = self._plan or self.plan
         run_id = run_id or new_id()
         now = time.time()
         emit = self.bus.emit
-        if self.bus:
+        if self.bus.consumers:
             emit(
                 ev.RunStarted(
                     run_id, self.workflow.name, self.workflow.version, data, now, batch_id, item_key
                 )
             )
-        handoff = Handoff(data, run_id=run_id)
+        handoff = Handoff(data, (), run_id)
         finished: dict[int, Handoff] = {}
         if plan.source is not None:
             node = plan.nodes[plan.source]
@@ -291,14 +328,35 @@ class Runner:
         return self.store
 
     async def _drive(
-        self, run_id: str, start: Handoff, finished: dict[int, Handoff], item_key: str | None
+        self, run_id: str, handoff: Handoff, finished: dict[int, Handoff], item_key: str | None
     ) -> RunResult:
-        plan = self.plan
+        plan = self._plan or self.plan
+        outcome: Mapping[str, Any] | _Stop
         try:
             if plan.linear:
-                outcome = await self._drive_linear(run_id, start, finished)
+                # the steps in a line, here rather than in a coroutine of their own
+                nodes = plan.nodes
+                inline = self._inline
+                for index in plan.order:
+                    done = finished.get(index)
+                    if done is not None:
+                        handoff = done
+                        continue
+                    run = inline[index]
+                    step: Handoff | _Stop
+                    if run is None:
+                        step = await self._step(nodes[index], handoff, run_id)
+                    else:
+                        quick = self._step_inline(nodes[index], handoff, run_id, run)
+                        step = quick if type(quick) is Handoff else await quick  # type: ignore[misc]
+                    if type(step) is _Stop:
+                        outcome = step
+                        break
+                    handoff = step  # type: ignore[assignment]
+                else:
+                    outcome = handoff.data
             else:
-                outcome = await self._drive_graph(run_id, start, finished)
+                outcome = await self._drive_graph(run_id, handoff, finished)
         except asyncio.CancelledError:
             self.bus.emit(ev.RunFinished(run_id, "cancelled", None, "cancelled", time.time()))
             raise
@@ -313,26 +371,11 @@ class Runner:
             if waits:
                 await ev.settle(waits)
             return RunResult(run_id, "failed", None, outcome.error, outcome.step, item_key)
-        if self.bus:
+        if self.bus.consumers:
             waits = self.bus.emit(ev.RunFinished(run_id, "succeeded", outcome, None, time.time()))
             if waits:
                 await ev.settle(waits)
         return RunResult(run_id, "succeeded", outcome, None, None, item_key)
-
-    async def _drive_linear(
-        self, run_id: str, handoff: Handoff, finished: dict[int, Handoff]
-    ) -> Mapping[str, Any] | _Stop:
-        nodes = self.plan.nodes
-        for index in self.plan.order:
-            done = finished.get(index)
-            if done is not None:
-                handoff = done
-                continue
-            outcome = await self._step(nodes[index], handoff, run_id)
-            if isinstance(outcome, _Stop):
-                return outcome
-            handoff = outcome
-        return handoff.data
 
     async def _drive_graph(
         self, run_id: str, start: Handoff, finished: dict[int, Handoff]
@@ -410,16 +453,135 @@ class Runner:
         entry = LineageEntry(node.name, node.agent_type, versions)
         return handoff.followed_by(hit.output, entry, hit.confidence, hit.flags)
 
-    async def _step(self, node: Node, handoff: Handoff, run_id: str) -> Handoff | _Stop:
+    def _step_inline(
+        self, node: Node, handoff: Handoff, run_id: str, run: InlineRun
+    ) -> Handoff | Coroutine[Any, Any, Handoff | _Stop]:
+        """A synchronous step called directly: its next handoff when it finished with nothing
+        to wait for, else a coroutine that completes it (durable waits, retries, verdicts)."""
+        bus = self.bus
+        consumers = bus.consumers
+        started = 0.0
+        if consumers:
+            started = time.time()
+            bus.emit(ev.StepStarted(run_id, node.name, 1, started))
+        try:
+            result = run(handoff)
+        except Exception as exc:  # retries and failure events are the general path's work
+            return self._step(node, handoff, run_id, (started, _failure(exc, None)))
+        if type(result) is dict:
+            if not consumers:  # the common case, built here without the general path
+                return Handoff(
+                    result,
+                    (*handoff.lineage, self._entries[node.index]),
+                    run_id,
+                    handoff.confidence,
+                    handoff.flags,
+                )
+            result = Result(result)
+        elif type(result) is not Result:
+            return self._await_inline(node, handoff, run_id, started, result)  # type: ignore[arg-type]
+        elif result.verdict != "ok":
+            return self._step(node, handoff, run_id, (started, result))
+        following, waits = self._finished(node, handoff, run_id, 1, started, result, None)
+        if waits:
+            return _settled(waits, following)
+        return following
+
+    async def _await_inline(
+        self,
+        node: Node,
+        handoff: Handoff,
+        run_id: str,
+        started: float,
+        pending: Awaitable[Result | dict[str, Any]],
+    ) -> Handoff | _Stop:
+        """Await an inline step that handed back an awaitable (an ``async def`` transform)."""
+        try:
+            result = await pending
+        except asyncio.CancelledError:
+            self.bus.emit(ev.StepCancelled(run_id, node.name, time.time()))
+            raise
+        except Exception as exc:
+            return await self._step(node, handoff, run_id, (started, _failure(exc, None)))
+        if type(result) is dict and not self.bus.consumers:
+            return Handoff(
+                result,
+                (*handoff.lineage, self._entries[node.index]),
+                run_id,
+                handoff.confidence,
+                handoff.flags,
+            )
+        return await self._step(node, handoff, run_id, (started, result))
+
+    def _finished(
+        self,
+        node: Node,
+        handoff: Handoff,
+        run_id: str,
+        attempt: int,
+        started: float,
+        result: Result,
+        key: str | None,
+    ) -> tuple[Handoff, Sequence[Awaitable[None]]]:
+        """Record a step that finished well: cache it, tell the event stream, and build the
+        next handoff. Returns it with what durable consumers ask to be awaited first."""
+        static = self._versions[node.index]
+        versions = {**static, **result.versions} if result.versions else static
+        if key is not None:
+            self.store.cache.put(
+                key,
+                workflow=self.workflow.name,
+                step=node.name,
+                output=result.data,
+                confidence=result.confidence,
+                versions=versions,
+                flags=result.flags,
+                usage=result.usage,
+                ttl=self._policies[node.index].ttl,  # type: ignore[union-attr]
+            )
+            versions = {**versions, "cache": "miss"}
+        waits: Sequence[Awaitable[None]] = ()
+        if self.bus.consumers:
+            waits = self.bus.emit(
+                ev.StepFinished(
+                    run_id,
+                    node.name,
+                    node.agent_type,
+                    attempt,
+                    started,
+                    time.time(),
+                    result.data,
+                    result.confidence,
+                    result.usage,
+                    versions,
+                    result.flags,
+                )
+            )
+        entry = (
+            self._entries[node.index]
+            if versions is static
+            else LineageEntry(node.name, node.agent_type, versions)
+        )
+        return handoff.followed_by(result.data, entry, result.confidence, result.flags), waits
+
+    async def _step(
+        self,
+        node: Node,
+        handoff: Handoff,
+        run_id: str,
+        first: tuple[float, Result | dict[str, Any] | Awaitable[Result | dict[str, Any]] | _Failure]
+        | None = None,
+    ) -> Handoff | _Stop:
+        """Execute one step with its retries, timeout and cache. ``first`` is the outcome of a
+        first attempt already made inline (when it started, what it gave): the events, the
+        verdict and any retries are then this method's work."""
         config = node.config
         retry = config.retry
         timeout = config.timeout
         bus = self.bus
-        listening = bool(bus)
         emit = bus.emit
-        static = self._versions[node.index]
-        keys = self._keys[node.index]
         key = None
+        keys = self._keys[node.index]
         if keys is not None:
             key = keys.key(handoff.data)
             hit = self.store.cache.get(key)
@@ -428,75 +590,48 @@ class Runner:
         attempt = 0
         while True:
             attempt += 1
-            started = time.time()
-            if listening:
-                emit(ev.StepStarted(run_id, node.name, attempt, started))
-            info = StepInfo(run_id, node.name, attempt)
-            try:
-                if timeout is None:
-                    result = await self.executor.execute(node, handoff, info)
-                else:
-                    async with asyncio.timeout(timeout):
-                        result = await self.executor.execute(node, handoff, info)
-            except asyncio.CancelledError:
-                emit(ev.StepCancelled(run_id, node.name, time.time()))
-                raise
-            except TimeoutError:
-                error = f"timed out after {timeout:g} s"
-            except (BudgetExceeded, AccessDenied) as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                waits = emit(ev.StepFailed(run_id, node.name, attempt, error, False, time.time()))
-                if waits:
-                    await ev.settle(waits)
-                return _Stop("failed", node.name, error)
-            except Exception as exc:  # an agent's failure is a step outcome, not a crash
-                error = f"{type(exc).__name__}: {exc}"
+            outcome: Result | _Failure
+            if first is None:
+                started = time.time()
+                if bus.consumers:
+                    emit(ev.StepStarted(run_id, node.name, attempt, started))
+                info = StepInfo(run_id, node.name, attempt)
+                try:
+                    if timeout is None:
+                        outcome = await self.executor.execute(node, handoff, info)
+                    else:
+                        async with asyncio.timeout(timeout):
+                            outcome = await self.executor.execute(node, handoff, info)
+                except asyncio.CancelledError:
+                    emit(ev.StepCancelled(run_id, node.name, time.time()))
+                    raise
+                except Exception as exc:  # an agent's failure is a step outcome, not a crash
+                    outcome = _failure(exc, timeout)
             else:
+                started, given = first
+                first = None
+                outcome = Result(given) if type(given) is dict else given  # type: ignore[assignment]
+            if isinstance(outcome, _Failure):
+                error = outcome.error
+                if outcome.final:
+                    waits = emit(
+                        ev.StepFailed(run_id, node.name, attempt, error, False, time.time())
+                    )
+                    if waits:
+                        await ev.settle(waits)
+                    return _Stop("failed", node.name, error)
+            else:
+                result = outcome
                 verdict = result.verdict
                 if verdict == "ok":
-                    versions = {**static, **result.versions} if result.versions else static
-                    if key is not None:
-                        self.store.cache.put(
-                            key,
-                            workflow=self.workflow.name,
-                            step=node.name,
-                            output=result.data,
-                            confidence=result.confidence,
-                            versions=versions,
-                            flags=result.flags,
-                            usage=result.usage,
-                            ttl=self._policies[node.index].ttl,  # type: ignore[union-attr]
-                        )
-                        versions = {**versions, "cache": "miss"}
-                    if listening:
-                        finished = ev.StepFinished(
-                            run_id,
-                            node.name,
-                            node.agent_type,
-                            attempt,
-                            started,
-                            time.time(),
-                            result.data,
-                            result.confidence,
-                            result.usage,
-                            versions,
-                            result.flags,
-                        )
-                        waits = emit(finished)
-                        if waits:
-                            await ev.settle(waits)
-                    entry = (
-                        self._entries[node.index]
-                        if versions is static
-                        else LineageEntry(node.name, node.agent_type, versions)
+                    following, waits = self._finished(
+                        node, handoff, run_id, attempt, started, result, key
                     )
-                    return handoff.followed_by(
-                        result.data,
-                        entry,
-                        result.confidence,
-                        result.flags,
-                    )
+                    if waits:
+                        await ev.settle(waits)
+                    return following
                 if verdict == "escalate":
+                    static = self._versions[node.index]
                     versions = {**static, **result.versions} if result.versions else static
                     waits = emit(
                         ev.StepEscalated(
