@@ -149,7 +149,9 @@ class TransformAgent(Agent):
             return None
         return self._run_inline
 
-    def _run_inline(self, handoff: Handoff) -> dict[str, Any] | Result | Awaitable[Result]:
+    def _run_inline(
+        self, handoff: Handoff
+    ) -> dict[str, Any] | Result | Awaitable[dict[str, Any] | Result]:
         fn = self._fn
         assert fn is not None  # run_inline hands this out only after prepare
         try:
@@ -162,12 +164,12 @@ class TransformAgent(Agent):
             return self._checked(out)
         return self._checked_now(out)
 
-    async def _checked(self, pending: Awaitable[Any]) -> Result:
+    async def _checked(self, pending: Awaitable[Any]) -> dict[str, Any] | Result:
         try:
             out = await pending
         except Exception as exc:
             raise AgentError(f"{self._raised}{type(exc).__name__}: {exc}") from exc
-        return self._checked_now(out)
+        return out if type(out) is dict else self._checked_now(out)
 
     def _checked_now(self, out: Any) -> Result:
         if isinstance(out, dict):

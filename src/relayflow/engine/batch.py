@@ -71,7 +71,7 @@ async def run_batch(
             # a plain iterable is read here, without an async generator step per item
             for index, record in enumerate(items):
                 key = _item_key(record, index)
-                if not wanted(key):
+                if known and not wanted(key):
                     continue
                 while len(running) >= concurrency:
                     task = finished.pop() or await finished.next()
@@ -164,5 +164,5 @@ async def _keyed_items(
 
 
 def _item_key(record: Mapping[str, Any], index: int) -> str:
-    key = record.get("id") if isinstance(record, Mapping) else None
+    key = record.get("id") if type(record) is dict or isinstance(record, Mapping) else None
     return f"{index}:{key}" if key is not None else str(index)

@@ -62,11 +62,6 @@ def _failure(exc: Exception, timeout: float | None) -> _Failure:
     return _Failure(f"{type(exc).__name__}: {exc}", isinstance(exc, BudgetExceeded | AccessDenied))
 
 
-async def _settled(waits: Sequence[Awaitable[None]], following: Handoff) -> Handoff:
-    await ev.settle(waits)
-    return following
-
-
 @dataclass(frozen=True, slots=True)
 class _Stop:
     status: Literal["failed", "waiting_review"]
@@ -192,16 +187,19 @@ class Runner:
 
     # ---- one run ----------------------------------------------------------------------------
 
-    async def run(
+    def run(
         self,
         data: Mapping[str, Any],
         *,
         run_id: str | None = None,
         batch_id: str | None = None,
         item_key: str | None = None,
-    ) -> RunResult:
-        """Carry ``data`` through the workflow. With a batch source in the plan, ``data`` is
-        taken as one record of that source."""
+    ) -> Coroutine[Any, Any, RunResult]:
+        """Carry ``data`` through the workflow: ``await runner.run(data)``. With a batch source
+        in the plan, ``data`` is taken as one record of that source.
+
+        A plain method that starts the run (``RunStarted``) and hands back the coroutine that
+        drives it: one coroutine less per run than an ``async def`` around it."""
         plan = self._plan or self.plan
         run_id = run_id or new_id()
         now = time.time()
@@ -227,7 +225,7 @@ class Runner:
             finished[node.index] = handoff.followed_by(
                 data, LineageEntry(node.name, node.agent_type, versions)
             )
-        return await self._drive(run_id, handoff, finished, item_key)
+        return self._drive(run_id, handoff, finished, item_key)
 
     async def resume(self, run_id: str) -> RunResult:
         """Continue a run from its first unfinished step; finished steps are never run again."""
@@ -334,21 +332,59 @@ class Runner:
         outcome: Mapping[str, Any] | _Stop
         try:
             if plan.linear:
-                # the steps in a line, here rather than in a coroutine of their own
+                # The steps in a line, driven here rather than in a coroutine of their own. A
+                # step the executor runs inline is called directly; when it returns its data
+                # and nobody listens, the next handoff is built right here. Anything else
+                # (events to send, a verdict, an error to retry) goes to the general path.
                 nodes = plan.nodes
                 inline = self._inline
+                entries = self._entries
+                bus = self.bus
+                consumers = bus.consumers
                 for index in plan.order:
-                    done = finished.get(index)
-                    if done is not None:
-                        handoff = done
-                        continue
+                    if finished:
+                        done = finished.get(index)
+                        if done is not None:
+                            handoff = done
+                            continue
+                    node = nodes[index]
                     run = inline[index]
-                    step: Handoff | _Stop
                     if run is None:
-                        step = await self._step(nodes[index], handoff, run_id)
+                        step = await self._step(node, handoff, run_id)
                     else:
-                        quick = self._step_inline(nodes[index], handoff, run_id, run)
-                        step = quick if type(quick) is Handoff else await quick  # type: ignore[misc]
+                        started = 0.0
+                        if consumers:
+                            started = time.time()
+                            bus.emit(ev.StepStarted(run_id, node.name, 1, started))
+                        out: Any
+                        try:
+                            out = run(handoff)
+                            if type(out) is not dict and type(out) is not Result:
+                                out = await out  # an async def transform's coroutine
+                        except asyncio.CancelledError:
+                            bus.emit(ev.StepCancelled(run_id, node.name, time.time()))
+                            raise
+                        except Exception as exc:  # retried (or failed) by the general path
+                            out = _failure(exc, None)
+                        if type(out) is dict:
+                            if not consumers:
+                                handoff = Handoff(
+                                    out,
+                                    (*handoff.lineage, entries[index]),
+                                    run_id,
+                                    handoff.confidence,
+                                    handoff.flags,
+                                )
+                                continue
+                            out = Result(out)
+                        if type(out) is Result and out.verdict == "ok":
+                            handoff, waits = self._finished(
+                                node, handoff, run_id, 1, started, out, None
+                            )
+                            if waits:
+                                await ev.settle(waits)
+                            continue
+                        step = await self._step(node, handoff, run_id, (started, out))
                     if type(step) is _Stop:
                         outcome = step
                         break
@@ -453,66 +489,6 @@ class Runner:
         entry = LineageEntry(node.name, node.agent_type, versions)
         return handoff.followed_by(hit.output, entry, hit.confidence, hit.flags)
 
-    def _step_inline(
-        self, node: Node, handoff: Handoff, run_id: str, run: InlineRun
-    ) -> Handoff | Coroutine[Any, Any, Handoff | _Stop]:
-        """A synchronous step called directly: its next handoff when it finished with nothing
-        to wait for, else a coroutine that completes it (durable waits, retries, verdicts)."""
-        bus = self.bus
-        consumers = bus.consumers
-        started = 0.0
-        if consumers:
-            started = time.time()
-            bus.emit(ev.StepStarted(run_id, node.name, 1, started))
-        try:
-            result = run(handoff)
-        except Exception as exc:  # retries and failure events are the general path's work
-            return self._step(node, handoff, run_id, (started, _failure(exc, None)))
-        if type(result) is dict:
-            if not consumers:  # the common case, built here without the general path
-                return Handoff(
-                    result,
-                    (*handoff.lineage, self._entries[node.index]),
-                    run_id,
-                    handoff.confidence,
-                    handoff.flags,
-                )
-            result = Result(result)
-        elif type(result) is not Result:
-            return self._await_inline(node, handoff, run_id, started, result)  # type: ignore[arg-type]
-        elif result.verdict != "ok":
-            return self._step(node, handoff, run_id, (started, result))
-        following, waits = self._finished(node, handoff, run_id, 1, started, result, None)
-        if waits:
-            return _settled(waits, following)
-        return following
-
-    async def _await_inline(
-        self,
-        node: Node,
-        handoff: Handoff,
-        run_id: str,
-        started: float,
-        pending: Awaitable[Result | dict[str, Any]],
-    ) -> Handoff | _Stop:
-        """Await an inline step that handed back an awaitable (an ``async def`` transform)."""
-        try:
-            result = await pending
-        except asyncio.CancelledError:
-            self.bus.emit(ev.StepCancelled(run_id, node.name, time.time()))
-            raise
-        except Exception as exc:
-            return await self._step(node, handoff, run_id, (started, _failure(exc, None)))
-        if type(result) is dict and not self.bus.consumers:
-            return Handoff(
-                result,
-                (*handoff.lineage, self._entries[node.index]),
-                run_id,
-                handoff.confidence,
-                handoff.flags,
-            )
-        return await self._step(node, handoff, run_id, (started, result))
-
     def _finished(
         self,
         node: Node,
@@ -569,8 +545,7 @@ class Runner:
         node: Node,
         handoff: Handoff,
         run_id: str,
-        first: tuple[float, Result | dict[str, Any] | Awaitable[Result | dict[str, Any]] | _Failure]
-        | None = None,
+        first: tuple[float, Result | _Failure] | None = None,
     ) -> Handoff | _Stop:
         """Execute one step with its retries, timeout and cache. ``first`` is the outcome of a
         first attempt already made inline (when it started, what it gave): the events, the
@@ -608,9 +583,8 @@ class Runner:
                 except Exception as exc:  # an agent's failure is a step outcome, not a crash
                     outcome = _failure(exc, timeout)
             else:
-                started, given = first
+                started, outcome = first
                 first = None
-                outcome = Result(given) if type(given) is dict else given  # type: ignore[assignment]
             if isinstance(outcome, _Failure):
                 error = outcome.error
                 if outcome.final:
