@@ -1,0 +1,422 @@
+"""A model alias that routes each call to one of several others (``provider: router``).
+
+Strategies: ``cascade`` (ask the candidates in order until an answer's confidence reaches
+``threshold``), ``cheapest`` (lowest expected cost: declared price × recorded tokens),
+``fastest`` (lowest latency EWMA), ``most_accurate`` (highest recorded accuracy) and
+``weighted`` (a deterministic smooth weighted round-robin). A candidate that fails
+(ProviderError, a timeout, an open circuit breaker) passes the call to the next one in the
+strategy's order, then to ``fallbacks``. Each candidate has a circuit breaker per process.
+
+Metrics are kept per (request type, candidate). The request type is the shape of the request,
+which is fixed per step: for a completion its system prompt, labels, whether it has an output
+schema, and max_tokens; for a prediction its feature names. Every candidate's record is its
+alias and version, so a retrained model starts afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from relayflow.errors import ProviderError
+from relayflow.models.base import Completion, CompletionRequest, Prediction, Price, Provider
+from relayflow.models.breaker import CircuitBreaker
+
+T = TypeVar("T", Completion, Prediction)
+
+#: weight of the newest call in the latency and cost averages
+EWMA_ALPHA = 0.2
+#: calls a candidate gets for a request type before ``fastest`` trusts its latency
+WARMUP_CALLS = 3
+#: request types remembered per candidate (a workflow has a handful; this bounds a misuse)
+MAX_TYPES = 1024
+
+
+@dataclass(slots=True)
+class CandidateStats:
+    """What one candidate did for one request type."""
+
+    calls: int = 0
+    errors: int = 0
+    latency: float = 0.0  # EWMA of the seconds a call took, seen from the router
+    cost: float = 0.0  # EWMA of a call's cost
+    input_tokens: float = 0.0  # EWMA
+    output_tokens: float = 0.0  # EWMA
+    correct: int = 0
+    judged: int = 0
+
+    def observe(self, seconds: float, cost: float, input_tokens: int, output_tokens: int) -> None:
+        if self.calls == 0:
+            self.latency, self.cost = seconds, cost
+            self.input_tokens, self.output_tokens = float(input_tokens), float(output_tokens)
+        else:
+            a = EWMA_ALPHA
+            self.latency += a * (seconds - self.latency)
+            self.cost += a * (cost - self.cost)
+            self.input_tokens += a * (input_tokens - self.input_tokens)
+            self.output_tokens += a * (output_tokens - self.output_tokens)
+        self.calls += 1
+
+    @property
+    def accuracy(self) -> float | None:
+        """Share of judged answers that were right, with a Laplace prior (None: never judged)."""
+        return None if self.judged == 0 else (self.correct + 1) / (self.judged + 2)
+
+
+class Metrics:
+    """Per-process statistics per (candidate key, request type); the candidate key is
+    ``alias@version``, so every router over the same model shares its record."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stats: dict[str, dict[Hashable, CandidateStats]] = {}
+
+    def get(self, key: str, request_type: Hashable) -> CandidateStats:
+        by_type = self._stats.get(key)
+        if by_type is None:
+            with self._lock:
+                by_type = self._stats.setdefault(key, {})
+        stats = by_type.get(request_type)
+        if stats is None:
+            with self._lock:
+                if len(by_type) >= MAX_TYPES:
+                    by_type.pop(next(iter(by_type)))
+                stats = by_type.setdefault(request_type, CandidateStats())
+        return stats
+
+    def types(self, key: str) -> list[Hashable]:
+        """The request types recorded for candidate ``key``."""
+        with self._lock:
+            return list(self._stats.get(key, ()))
+
+    def snapshot(self) -> dict[str, list[CandidateStats]]:
+        with self._lock:
+            return {key: list(by_type.values()) for key, by_type in self._stats.items()}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._stats.clear()
+
+
+METRICS = Metrics()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Route:
+    """A candidate as the router calls it; ``key`` names its metrics (``alias@version``)."""
+
+    alias: str
+    provider: Provider
+    breaker: CircuitBreaker | None
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", f"{self.alias}@{self.provider.version}")
+
+
+class RouterProvider:
+    """A Provider over ``candidates`` (and ``fallbacks``), chosen per call by ``strategy``.
+
+    ``version`` hashes the strategy, its settings and every candidate's version, so the step
+    cache and the lineage change when any of them does. ``price`` is the first candidate's
+    (what a call costs when nothing escalates); each answer carries its exact ``cost`` (every
+    call made, at each model's own price), its ``calls`` and, in ``model``, the candidate that
+    answered as ``alias=version``."""
+
+    #: tells the inference agent to record ``versions.answered_by`` (the answer's ``model``)
+    routes: ClassVar[bool] = True
+    _order: Callable[[Hashable, str], Sequence[Route]]
+
+    def __init__(
+        self,
+        name: str,
+        strategy: str,
+        candidates: Sequence[Route],
+        *,
+        fallbacks: Sequence[Route] = (),
+        threshold: float | None = None,
+        weights: Mapping[str, float] | None = None,
+        timeout: float | None = None,
+        metrics: Metrics = METRICS,
+    ) -> None:
+        if not candidates:
+            raise ProviderError(f"models.{name}: a router needs at least one candidate")
+        if strategy == "cascade" and threshold is None:
+            raise ProviderError(f"models.{name}: strategy cascade needs a threshold")
+        self.name = name
+        self.strategy = strategy
+        self.candidates = tuple(candidates)
+        self.fallbacks = tuple(fallbacks)
+        self._fallback_set = frozenset(id(r) for r in self.fallbacks)
+        self.threshold = threshold
+        self.timeout = timeout
+        self.metrics = metrics
+        self.price: Price = self.candidates[0].provider.price
+        self._weights = [float((weights or {}).get(r.alias, 1.0)) for r in self.candidates]
+        if strategy == "weighted" and sum(w for w in self._weights if w > 0) <= 0:
+            raise ProviderError(f"models.{name}: weighted needs a positive weight")
+        self._current = [0.0] * len(self.candidates)  # smooth weighted round-robin state
+        self._wrr_lock = threading.Lock()
+        settings = {
+            "strategy": strategy,
+            "threshold": threshold,
+            "weights": self._weights if strategy == "weighted" else None,
+            "candidates": [[r.alias, r.provider.version] for r in self.candidates],
+            "fallbacks": [[r.alias, r.provider.version] for r in self.fallbacks],
+        }
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+        self.version = f"router:{strategy}@{digest[:12]}"
+        self._order = {
+            "cascade": self._declared,
+            "cheapest": self._cheapest,
+            "fastest": self._fastest,
+            "most_accurate": self._most_accurate,
+            "weighted": self._weighted,
+        }[strategy]
+
+    def __repr__(self) -> str:
+        names = ", ".join(r.alias for r in self.candidates)
+        return f"RouterProvider({self.name!r}, {self.strategy}, [{names}])"
+
+    # ---- the Provider protocol --------------------------------------------------------------
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        kind = (
+            "complete",
+            request.system,
+            tuple(request.labels or ()),
+            request.json_schema is not None,
+            request.max_tokens,
+        )
+        return await self._route(
+            kind, request.prompt, lambda p: p.complete(request), _completion_usage
+        )
+
+    async def predict(self, features: Mapping[str, Any]) -> Prediction:
+        kind = ("predict", tuple(features))
+        return await self._route(kind, "", lambda p: p.predict(features), _prediction_usage)
+
+    async def close(self) -> None:
+        # the candidates are shared providers of the registry; close_all closes them
+        return None
+
+    # ---- outcomes ---------------------------------------------------------------------------
+
+    def record_outcome(
+        self, alias: str, correct: bool, request_type: Hashable | None = None
+    ) -> None:
+        """Feed back whether ``alias``'s answer was right (a review decision, a golden check):
+        ``most_accurate`` ranks on these. ``request_type=None`` counts for every type seen."""
+        route = next((r for r in (*self.candidates, *self.fallbacks) if r.alias == alias), None)
+        if route is None:
+            raise ProviderError(f"models.{self.name}: {alias!r} is not one of its candidates")
+        types = [request_type] if request_type is not None else self._types(route)
+        for kind in types:
+            stats = self.metrics.get(route.key, kind)
+            stats.judged += 1
+            stats.correct += int(correct)
+
+    def _types(self, route: Route) -> list[Hashable]:
+        seen = {kind for r in self.candidates for kind in self.metrics.types(r.key)}
+        return sorted(seen, key=repr) or [None]
+
+    # ---- orders -----------------------------------------------------------------------------
+
+    def _declared(self, kind: Hashable, prompt: str) -> Sequence[Route]:
+        return self.candidates
+
+    def _cheapest(self, kind: Hashable, prompt: str) -> Sequence[Route]:
+        records = [self.metrics.get(r.key, kind) for r in self.candidates]
+        seen = [s for s in records if s.calls]
+        # tokens of a request type hardly depend on the model: borrow a peer's record, else
+        # guess (4 characters a token in, max_tokens out)
+        peer_in = seen[0].input_tokens if seen else len(prompt) / 4
+        peer_out = seen[0].output_tokens if seen else _max_tokens(kind)
+
+        def expected(index: int) -> tuple[float, int]:
+            stats, price = records[index], self.candidates[index].provider.price
+            if stats.calls:
+                return stats.cost, index
+            return price.cost(int(peer_in), int(peer_out)), index
+
+        return [self.candidates[i] for _, i in sorted(map(expected, range(len(records))))]
+
+    def _fastest(self, kind: Hashable, prompt: str) -> Sequence[Route]:
+        records = [self.metrics.get(r.key, kind) for r in self.candidates]
+        # cold start: each candidate in declared order gets WARMUP_CALLS calls to be timed
+        for index, stats in enumerate(records):
+            if stats.calls < WARMUP_CALLS:
+                return [self.candidates[index], *self._rest(index)]
+        order = sorted(range(len(records)), key=lambda i: (records[i].latency, i))
+        return [self.candidates[i] for i in order]
+
+    def _most_accurate(self, kind: Hashable, prompt: str) -> Sequence[Route]:
+        records = [self.metrics.get(r.key, kind) for r in self.candidates]
+
+        def rank(index: int) -> tuple[float, int]:
+            accuracy = records[index].accuracy
+            return (-(accuracy if accuracy is not None else -1.0), index)
+
+        return [self.candidates[i] for i in sorted(range(len(records)), key=rank)]
+
+    def _weighted(self, kind: Hashable, prompt: str) -> Sequence[Route]:
+        # smooth weighted round-robin (nginx): exact shares, spread out, no randomness
+        with self._wrr_lock:
+            total = 0.0
+            best = 0
+            for index, weight in enumerate(self._weights):
+                if weight > 0:
+                    self._current[index] += weight
+                    total += weight
+                    if self._current[index] > self._current[best] or self._weights[best] <= 0:
+                        best = index
+            self._current[best] -= total
+        return [self.candidates[best], *self._rest(best)]
+
+    def _rest(self, index: int) -> tuple[Route, ...]:
+        return self.candidates[:index] + self.candidates[index + 1 :]
+
+    # ---- calling ----------------------------------------------------------------------------
+
+    async def _route(
+        self,
+        kind: Hashable,
+        prompt: str,
+        call: Callable[[Provider], Awaitable[T]],
+        usage: Callable[[T, Route], tuple[float, int, int]],
+    ) -> T:
+        order: Sequence[Route] = self._order(kind, prompt)
+        cascade = self.strategy == "cascade"
+        threshold = self.threshold or 0.0
+        spent = _Spent()
+        answer: tuple[T, Route] | None = None  # the latest answer (a cascade's unsure one)
+        errors: list[str] = []
+        for route in (*order, *self.fallbacks) if self.fallbacks else order:
+            result = await self._attempt(route, kind, call, usage, spent, errors)
+            if result is None:
+                continue
+            answer = (result, route)
+            if not cascade or id(route) in self._fallback_set:
+                break
+            confidence = _confidence(result)
+            if confidence is not None and confidence >= threshold:
+                break
+        if answer is None:
+            raise ProviderError(f"models.{self.name}: every candidate failed — {'; '.join(errors)}")
+        # a cascade whose bigger models failed keeps the unsure answer it has: the step's
+        # review gate still sees its low confidence
+        result, route = answer
+        model = f"{route.alias}={result.model or route.provider.version}"
+        # built field by field: dataclasses.replace costs several µs a call
+        if isinstance(result, Completion):
+            return Completion(
+                text=result.text,
+                confidence=result.confidence,
+                input_tokens=spent.input_tokens,
+                output_tokens=spent.output_tokens,
+                seconds=spent.seconds,
+                model=model,
+                label=result.label,
+                label_scores=result.label_scores,
+                cost=spent.cost,
+                calls=spent.calls,
+            )
+        return Prediction(
+            label=result.label,
+            probabilities=result.probabilities,
+            confidence=result.confidence,
+            seconds=spent.seconds,
+            model=model,
+            cost=spent.cost,
+            calls=spent.calls,
+        )
+
+    async def _attempt(
+        self,
+        route: Route,
+        kind: Hashable,
+        call: Callable[[Provider], Awaitable[T]],
+        usage: Callable[[T, Route], tuple[float, int, int]],
+        spent: _Spent,
+        errors: list[str],
+    ) -> T | None:
+        """One candidate's answer, or None (and why, in ``errors``) when it failed."""
+        breaker = route.breaker
+        if breaker is not None and not breaker.allow():
+            errors.append(f"{route.alias}: {breaker.refuse()}")
+            return None
+        stats = self.metrics.get(route.key, kind)
+        started = time.perf_counter()
+        try:
+            if self.timeout is None:
+                result = await call(route.provider)
+            else:
+                async with asyncio.timeout(self.timeout):
+                    result = await call(route.provider)
+        except (ProviderError, TimeoutError) as exc:
+            if breaker is not None:
+                breaker.record_failure()
+            stats.errors += 1
+            reason = str(exc) or f"no answer within {self.timeout}s"
+            errors.append(f"{route.alias}: {type(exc).__name__}: {reason}")
+            return None
+        except BaseException:
+            if breaker is not None:
+                breaker.release()
+            raise
+        elapsed = time.perf_counter() - started
+        if breaker is not None:
+            breaker.record_success()
+        cost, input_tokens, output_tokens = usage(result, route)
+        stats.observe(elapsed, cost, input_tokens, output_tokens)
+        spent.add(result, cost)
+        return result
+
+
+class _Spent:
+    """What the calls of one routed request used, summed."""
+
+    __slots__ = ("calls", "cost", "input_tokens", "output_tokens", "seconds")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.cost = 0.0
+        self.seconds = 0.0
+        self.input_tokens = 0
+        self.output_tokens = 0
+
+    def add(self, result: Completion | Prediction, cost: float) -> None:
+        self.calls += result.calls
+        self.cost += cost
+        self.seconds += result.seconds
+        if isinstance(result, Completion):
+            self.input_tokens += result.input_tokens
+            self.output_tokens += result.output_tokens
+
+
+def _completion_usage(result: Completion, route: Route) -> tuple[float, int, int]:
+    cost = result.cost
+    if cost is None:
+        cost = route.provider.price.cost(result.input_tokens, result.output_tokens)
+    return cost, result.input_tokens, result.output_tokens
+
+
+def _prediction_usage(result: Prediction, route: Route) -> tuple[float, int, int]:
+    return (route.provider.price.cost(0, 0) if result.cost is None else result.cost), 0, 0
+
+
+def _confidence(result: Completion | Prediction) -> float | None:
+    if result.confidence is not None or isinstance(result, Completion):
+        return result.confidence
+    return result.probabilities.get(str(result.label))
+
+
+def _max_tokens(kind: Hashable) -> int:
+    return int(kind[-1]) if isinstance(kind, tuple) and kind[0] == "complete" else 0

@@ -1,0 +1,463 @@
+"""RouterProvider: every strategy, cascade escalation and its usage, fallbacks, breakers, the
+registry's wiring and the validation of router entries; then real scikit-learn candidates."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relayflow.errors import ProviderError, ProviderTimeout, SpecError
+from relayflow.models import registry
+from relayflow.models.base import Completion, CompletionRequest, Prediction, Price, Provider
+from relayflow.models.breaker import CircuitBreaker, reset_breakers
+from relayflow.models.registry import build_provider, close_all
+from relayflow.models.router import WARMUP_CALLS, Metrics, Route, RouterProvider
+from relayflow.spec.loader import load_spec
+from relayflow.spec.models import WorkflowSpec
+
+FREE = Price()
+
+
+class Scripted:
+    """An in-memory provider (the boundary): answers with a fixed confidence and token counts,
+    or raises what it is told to, and counts its calls."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        confidence: float | None = 0.9,
+        price: Price = FREE,
+        tokens: tuple[int, int] = (10, 2),
+        seconds: float = 0.01,
+        fail: BaseException | None = None,
+        hang: bool = False,
+    ) -> None:
+        self.name, self.version, self.price = name, f"{name}-v1", price
+        self.confidence, self.tokens, self.seconds = confidence, tokens, seconds
+        self.fail, self.hang, self.calls = fail, hang, 0
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        self.calls += 1
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.fail is not None:
+            raise self.fail
+        return Completion(
+            f"{self.name} says hi",
+            self.confidence,
+            *self.tokens,
+            seconds=self.seconds,
+            model=self.version,
+            label="yes",
+        )
+
+    async def predict(self, features: Mapping[str, Any]) -> Prediction:
+        self.calls += 1
+        if self.fail is not None:
+            raise self.fail
+        p = self.confidence or 0.5
+        return Prediction(self.name, {self.name: p, "other": 1 - p}, seconds=self.seconds)
+
+    async def close(self) -> None:
+        return None
+
+
+def router(
+    strategy: str,
+    candidates: Sequence[Scripted],
+    *,
+    fallbacks: Sequence[Scripted] = (),
+    breakers: bool = False,
+    **settings: Any,
+) -> RouterProvider:
+    def route(p: Scripted) -> Route:
+        return Route(p.name, p, CircuitBreaker(p.name, failure_threshold=2) if breakers else None)
+
+    return RouterProvider(
+        "r",
+        strategy,
+        [route(p) for p in candidates],
+        fallbacks=[route(p) for p in fallbacks],
+        metrics=Metrics(),
+        **settings,
+    )
+
+
+ASK = CompletionRequest("Is this spam?", labels=["yes", "no"])
+
+
+def ask(r: RouterProvider, request: CompletionRequest = ASK) -> Completion:
+    return asyncio.run(r.complete(request))
+
+
+# cascade
+
+
+def test_cascade_stops_at_a_confident_small_model() -> None:
+    small = Scripted("small", confidence=0.95, price=Price(per_call=0.001))
+    big = Scripted("big", confidence=0.99, price=Price(per_call=0.01))
+    answer = ask(router("cascade", [small, big], threshold=0.8))
+    assert (small.calls, big.calls) == (1, 0)
+    assert answer.text == "small says hi" and answer.model == "small=small-v1"
+    assert answer.cost == pytest.approx(0.001) and answer.calls == 1
+
+
+def test_cascade_escalates_and_counts_every_call() -> None:
+    small = Scripted("small", confidence=0.6, price=Price(1.0, 2.0, 0.001), tokens=(100, 5))
+    big = Scripted("big", confidence=0.7, price=Price(10.0, 20.0, 0.01), tokens=(120, 7))
+    answer = ask(router("cascade", [small, big], threshold=0.8))
+    assert (small.calls, big.calls) == (1, 1)
+    # under the threshold at the last candidate too: the last answer stands
+    assert answer.text == "big says hi" and answer.confidence == 0.7
+    assert (answer.input_tokens, answer.output_tokens, answer.calls) == (220, 12, 2)
+    assert answer.seconds == pytest.approx(0.02)
+    small_cost = (100 * 1.0 + 5 * 2.0) / 1e6 + 0.001
+    big_cost = (120 * 10.0 + 7 * 20.0) / 1e6 + 0.01
+    assert answer.cost == pytest.approx(small_cost + big_cost)
+
+
+def test_cascade_treats_an_unknown_confidence_as_unsure() -> None:
+    small, big = Scripted("small", confidence=None), Scripted("big", confidence=0.9)
+    assert ask(router("cascade", [small, big], threshold=0.5)).model == "big=big-v1"
+
+
+def test_cascade_keeps_the_unsure_answer_when_the_big_model_fails() -> None:
+    small = Scripted("small", confidence=0.4)
+    big = Scripted("big", fail=ProviderError("503"))
+    answer = ask(router("cascade", [small, big], threshold=0.8))
+    assert answer.model == "small=small-v1" and answer.confidence == 0.4 and answer.calls == 1
+
+
+def test_cascade_on_predictions_uses_the_class_probability() -> None:
+    small, big = Scripted("small", confidence=0.55), Scripted("big", confidence=0.97)
+    r = router("cascade", [small, big], threshold=0.9)
+    answer = asyncio.run(r.predict({"a": 1.0}))
+    assert answer.label == "big" and answer.calls == 2 and answer.model == "big=big-v1"
+    small.confidence = 0.95
+    assert asyncio.run(r.predict({"a": 1.0})).label == "small"
+
+
+# cheapest, fastest, most_accurate, weighted
+
+
+def test_cheapest_prices_the_request_before_any_record() -> None:
+    per_token = Scripted("per_token", price=Price(input_per_1m=1000.0))  # 4 tokens: 0.004
+    per_call = Scripted("per_call", price=Price(per_call=0.001))
+    r = router("cheapest", [per_token, per_call])
+    assert ask(r, CompletionRequest("x" * 16)).model == "per_call=per_call-v1"
+    assert ask(r, CompletionRequest("x")).model == "per_call=per_call-v1"
+    assert per_token.calls == 0
+
+
+def test_cheapest_uses_recorded_tokens() -> None:
+    # per_token looks cheap for a short prompt, but its answers are long
+    per_token = Scripted("per_token", price=Price(output_per_1m=100.0), tokens=(3, 200))
+    per_call = Scripted("per_call", price=Price(per_call=0.001))
+    r = router("cheapest", [per_token, per_call])
+    short = CompletionRequest("hi", max_tokens=4)
+    assert ask(r, short).model == "per_token=per_token-v1"  # 4 tokens out: 0.0004 < 0.001
+    assert ask(r, short).model == "per_call=per_call-v1"  # recorded: 200 tokens, 0.02
+
+
+def test_fastest_times_each_candidate_then_picks_the_quickest() -> None:
+    slow, quick = Scripted("slow"), Scripted("quick")
+    r = router("fastest", [slow, quick])
+    r.metrics.get("slow@slow-v1", _kind(ASK)).observe(0.5, 0, 0, 0)
+    for _ in range(WARMUP_CALLS):
+        r.metrics.get("slow@slow-v1", _kind(ASK)).observe(0.5, 0, 0, 0)
+    answers = [ask(r).model for _ in range(WARMUP_CALLS + 2)]
+    # quick is timed WARMUP_CALLS times, then keeps winning (it answers at once)
+    assert answers == ["quick=quick-v1"] * (WARMUP_CALLS + 2)
+    assert slow.calls == 0
+
+
+def test_fastest_cold_start_follows_the_declared_order() -> None:
+    a, b = Scripted("a"), Scripted("b")
+    r = router("fastest", [a, b])
+    [ask(r) for _ in range(WARMUP_CALLS)]
+    assert (a.calls, b.calls) == (WARMUP_CALLS, 0)
+
+
+def test_most_accurate_ranks_on_recorded_outcomes() -> None:
+    a, b = Scripted("a"), Scripted("b")
+    r = router("most_accurate", [a, b])
+    assert ask(r).model == "a=a-v1"  # nothing judged: declared order
+    for correct in (True, False, False):
+        r.record_outcome("a", correct)
+    for correct in (True, True, True):
+        r.record_outcome("b", correct)
+    assert ask(r).model == "b=b-v1"
+    with pytest.raises(ProviderError, match="'zed' is not one of its candidates"):
+        r.record_outcome("zed", True)
+
+
+def test_weighted_splits_calls_exactly_and_deterministically() -> None:
+    a, b, c = Scripted("a"), Scripted("b"), Scripted("c")
+    r = router("weighted", [a, b, c], weights={"a": 3, "b": 1, "c": 0})
+    first = [ask(r).model.split("=")[0] for _ in range(8)]
+    assert (a.calls, b.calls, c.calls) == (6, 2, 0)
+    assert first[:4].count("b") == 1  # spread out, not three a's then a b in a block
+
+
+# fallbacks, timeouts, breakers
+
+
+def test_an_error_passes_to_the_next_candidate_then_to_fallbacks() -> None:
+    a = Scripted("a", fail=ProviderError("500"))
+    b = Scripted("b", fail=ProviderTimeout("read timeout"))
+    spare = Scripted("spare")
+    answer = ask(router("cheapest", [a, b], fallbacks=[spare]))
+    assert answer.model == "spare=spare-v1" and (a.calls, b.calls, spare.calls) == (1, 1, 1)
+
+
+def test_a_hung_candidate_times_out_into_the_fallback() -> None:
+    hung, spare = Scripted("hung", hang=True), Scripted("spare")
+    answer = ask(router("cheapest", [hung], fallbacks=[spare], timeout=0.05))
+    assert answer.model == "spare=spare-v1"
+
+
+def test_every_failure_is_one_provider_error_naming_each() -> None:
+    a = Scripted("a", fail=ProviderError("boom"))
+    b = Scripted("b", hang=True)
+    with pytest.raises(ProviderError, match=r"every candidate failed — a: .*boom; b: Timeout"):
+        ask(router("weighted", [a], fallbacks=[b], weights={"a": 1}, timeout=0.05))
+
+
+def test_other_errors_are_not_swallowed() -> None:
+    bug = Scripted("bug", fail=KeyError("x"))
+    with pytest.raises(KeyError):
+        ask(router("cheapest", [bug], fallbacks=[Scripted("spare")]))
+
+
+def test_an_open_breaker_skips_the_candidate_without_calling_it() -> None:
+    flaky, spare = Scripted("flaky", fail=ProviderError("502")), Scripted("spare")
+    r = router("cheapest", [flaky], fallbacks=[spare], breakers=True)
+    for _ in range(4):
+        assert ask(r).model == "spare=spare-v1"
+    assert flaky.calls == 2  # failure_threshold=2: then the circuit is open
+    assert r.candidates[0].breaker is not None and r.candidates[0].breaker.state == "open"
+
+
+def test_a_cascade_needs_a_threshold_and_a_router_candidates() -> None:
+    with pytest.raises(ProviderError, match="needs a threshold"):
+        router("cascade", [Scripted("a")])
+    with pytest.raises(ProviderError, match="at least one candidate"):
+        router("cheapest", [])
+
+
+def test_the_version_follows_the_candidates_and_settings() -> None:
+    a, b = Scripted("a"), Scripted("b")
+    v1 = router("cascade", [a, b], threshold=0.8).version
+    assert v1.startswith("router:cascade@")
+    assert router("cascade", [a, b], threshold=0.8).version == v1
+    assert router("cascade", [a, b], threshold=0.7).version != v1
+    b.version = "b-v2"
+    assert router("cascade", [a, b], threshold=0.8).version != v1
+
+
+def _kind(request: CompletionRequest) -> Any:
+    return (
+        "complete",
+        request.system,
+        tuple(request.labels or ()),
+        request.json_schema is not None,
+        request.max_tokens,
+    )
+
+
+# the registry and the YAML
+
+
+@pytest.fixture(autouse=True)
+def fresh() -> Iterator[None]:
+    asyncio.run(close_all())
+    reset_breakers()
+    yield
+    asyncio.run(close_all())
+    reset_breakers()
+
+
+def _spec(text: str, folder: Path) -> WorkflowSpec:
+    file = folder / "wf.yaml"
+    file.write_text(textwrap.dedent(text), encoding="utf-8")
+    return load_spec(file).spec
+
+
+WORKFLOW = """\
+workflow:
+  - name: ask
+    type: inference
+    model: {model}
+    prompt: "{{{{ data.text }}}}"
+"""
+
+
+def _problems(text: str, folder: Path, model: str = "r") -> list[str]:
+    file = folder / "wf.yaml"
+    file.write_text(textwrap.dedent(text) + WORKFLOW.format(model=model), encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load_spec(file)
+    return [str(p).split(": ", 1)[1] for p in info.value.problems]
+
+
+def test_validation_reports_unknown_candidates_with_their_line(tmp_path: Path) -> None:
+    text = """\
+    models:
+      small: {}
+      r:
+        provider: router
+        strategy: cheapest
+        candidates: [small, huge]
+        fallbacks: [gone]
+    """
+    file = tmp_path / "wf.yaml"
+    file.write_text(textwrap.dedent(text) + WORKFLOW.format(model="r"), encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load_spec(file)
+    found = [(p.line, p.field, p.message, p.fix) for p in info.value.problems]
+    assert found == [
+        (6, "models.r.candidates", "unknown model alias 'huge'", "use one of: small"),
+        (7, "models.r.fallbacks", "unknown model alias 'gone'", "use one of: small"),
+    ]
+
+
+def test_validation_reports_a_routing_cycle_once(tmp_path: Path) -> None:
+    found = _problems(
+        """\
+        models:
+          small: {}
+          r: {provider: router, strategy: cheapest, candidates: [small, s]}
+          s: {provider: router, strategy: fastest, candidates: [r]}
+        """,
+        tmp_path,
+    )
+    assert found == [
+        "models.r.candidates: routing cycle: r -> s -> r (each routes to the next) — "
+        "remove 's' from r's candidates"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{provider: router, candidates: [a]}", "models.r.strategy: a router needs a strategy"),
+        ("{provider: router, strategy: cheapest}", "models.r.candidates: a router needs candid"),
+        ("{provider: router, strategy: cascade, candidates: [a]}", "models.r.threshold: strategy "),
+        ("{provider: router, strategy: cheapest, candidates: [r]}", "models.r.candidates: a rout"),
+        ("{provider: router, strategy: weighted, candidates: [a]}", "models.r.weights: no weight"),
+        ("{provider: router, strategy: fastest, candidates: [a], threshold: 0.5}", "models.r.thr"),
+        ("{provider: router, strategy: fastest, candidates: [a], model: x}", "models.r.model: a "),
+        ("{provider: sklearn, model: m.joblib, candidates: [a]}", "models.r.candidates: `candid"),
+    ],
+)
+def test_validation_of_router_settings(tmp_path: Path, entry: str, message: str) -> None:
+    found = _problems(f"models:\n  a: {{}}\n  r: {entry}\n", tmp_path)
+    assert len(found) == 1 and found[0].startswith(message), found
+
+
+def test_a_valid_router_loads_and_keeps_existing_entries_valid(tmp_path: Path) -> None:
+    spec = _spec(
+        textwrap.dedent(
+            """\
+        models:
+          small: {provider: llama_cpp}
+          big: {provider: openai, model: gpt-4o}
+          r:
+            provider: router
+            strategy: weighted
+            candidates: [small, big]
+            weights: {small: 3, big: 1}
+            breaker: {failures: 3, reset_after: 10}
+        """
+        )
+        + WORKFLOW.format(model="r"),
+        tmp_path,
+    )
+    assert spec.models["r"].section is spec.models
+    assert spec.models["r"].breaker.failures == 3
+    assert spec.models["small"] == spec.models["small"].model_copy()
+
+
+def _train(folder: Path, name: str, estimator: Any) -> Path:
+    import joblib
+    import numpy as np
+
+    x = np.array([[0.0], [0.2], [0.4], [0.6], [0.8], [1.0], [0.45], [0.55]])
+    y = np.array(["no", "no", "no", "yes", "yes", "yes", "yes", "no"])
+    path = folder / f"{name}.joblib"
+    joblib.dump(estimator.fit(x, y), path)
+    return path
+
+
+def test_a_router_over_real_sklearn_models_cascades_and_prices_each_call(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("sklearn")
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    _train(tmp_path, "small", LogisticRegression(C=10.0))
+    _train(tmp_path, "big", GradientBoostingClassifier(random_state=0))
+    spec = _spec(
+        """\
+        models:
+          small: {provider: sklearn, model: small.joblib, price: {per_call: 0.001}}
+          big: {provider: sklearn, model: big.joblib, price: {per_call: 0.01}}
+          gate:
+            provider: router
+            strategy: cascade
+            candidates: [small, big]
+            threshold: 0.75
+        workflow:
+          - name: score
+            type: inference
+            model: gate
+            features: [x]
+        """,
+        tmp_path,
+    )
+    gate = build_provider("gate", spec.models["gate"], tmp_path)
+    assert isinstance(gate, RouterProvider) and isinstance(gate, Provider)
+    assert build_provider("gate", spec.models["gate"], tmp_path) is gate
+    small = build_provider("small", spec.models["small"], tmp_path)
+    assert gate.candidates[0].provider is small
+
+    sure = asyncio.run(gate.predict({"x": 0.0}))
+    unsure = asyncio.run(gate.predict({"x": 0.5}))
+    # the logistic regression is sure far from the boundary (p ≈ 0.85) and unsure on it (0.5)
+    assert sure.calls == 1 and sure.model.startswith("small=small.joblib@")
+    assert sure.label == "no" and sure.cost == pytest.approx(0.001)
+    assert unsure.calls == 2 and unsure.model.startswith("big=big.joblib@")
+    assert unsure.cost == pytest.approx(0.011)
+    assert unsure.label in {"yes", "no"} and unsure.seconds > 0
+    assert gate.version != build_provider("big", spec.models["big"], tmp_path).version
+
+    # a retrained candidate (a new file) makes a new router with a new version
+    _train(tmp_path, "big", LogisticRegression())
+    assert build_provider("gate", spec.models["gate"], tmp_path).version != gate.version
+
+
+def test_build_provider_refuses_a_router_cycle_it_was_not_validated_for(tmp_path: Path) -> None:
+    spec = WorkflowSpec.model_validate(
+        {
+            "workflow": [{"name": "a", "type": "transform", "script": "x.py"}],
+            "models": {
+                "r": {"provider": "router", "strategy": "cheapest", "candidates": ["s"]},
+                "s": {"provider": "router", "strategy": "cheapest", "candidates": ["r"]},
+            },
+        }
+    )
+    with pytest.raises(ProviderError, match="routing cycle r -> s -> r"):
+        build_provider("r", spec.models["r"], tmp_path)
+    with pytest.raises(ProviderError, match="'s' is not defined under models"):
+        build_provider("r", spec.models["r"], tmp_path, models={"r": spec.models["r"]})
+
+
+def test_registry_keeps_no_router_after_close_all() -> None:
+    assert not any(key[0] == "router" for key in registry._providers)
