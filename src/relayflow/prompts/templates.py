@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -15,6 +16,19 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 from relayflow.errors import AgentError
 
 INLINE = "<inline prompt>"
+
+#: ``templates/reply.jinja@production``: the last ``@`` starts a label when what follows it is
+#: a label name (so a path with an ``@`` in a folder name still reads as a path)
+_PIN = re.compile(r"^(?P<path>.+)@(?P<label>[A-Za-z][A-Za-z0-9._-]{0,63})$")
+
+
+def split_pin(value: str) -> tuple[str, str | None]:
+    """``("templates/reply.jinja", "production")`` from ``templates/reply.jinja@production``;
+    a value without a label gives ``(value, None)``."""
+    match = _PIN.match(value)
+    if match is None:
+        return value, None
+    return match.group("path"), match.group("label")
 
 
 @lru_cache(maxsize=1)
