@@ -1,0 +1,99 @@
+"""Per-variant figures of live traffic, read back from the run store: the runs recorded as
+``<workflow>@<variant>``, their outcome, TTR, cost and (with ``evaluate:``) accuracy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from relayflow.bench.stats import bootstrap_ci, median, percentile
+from relayflow.spec.variants import SEPARATOR
+
+if TYPE_CHECKING:
+    from relayflow.spec.loader import Workflow
+    from relayflow.store.sql_store import SqlStore
+
+
+@dataclass(frozen=True, slots=True)
+class LiveFigures:
+    """One variant's recorded runs. TTR is a run's end minus its start (completed runs);
+    cost is the model cost of its steps; accuracy the ``evaluate`` metric of completed runs
+    that have a reference, with its 95 % bootstrap interval."""
+
+    variant: str
+    runs: int
+    succeeded: int
+    failed: int
+    waiting_review: int
+    ttr_median: float | None
+    ttr_p95: float | None
+    cost_per_run: float | None
+    accuracy: float | None
+    accuracy_low: float | None
+    accuracy_high: float | None
+    scored: int
+
+
+def live_figures(store: SqlStore, workflow: Workflow, *, limit: int = 10_000) -> list[LiveFigures]:
+    """The figures of each variant's latest ``limit`` runs, in the file's order."""
+    return [_figures(store, workflow, variant.name, limit) for variant in workflow.spec.variants]
+
+
+def _figures(store: SqlStore, workflow: Workflow, variant: str, limit: int) -> LiveFigures:
+    from sqlalchemy import func, select
+
+    from relayflow.bench.reviewer import References
+    from relayflow.store import schema
+    from relayflow.store.statements import loads
+
+    runs, steps = schema.runs, schema.steps
+    name = f"{workflow.name}{SEPARATOR}{variant}"
+    latest = (
+        select(runs.c.run_id, runs.c.status, runs.c.started, runs.c.ended, runs.c.output)
+        .where(runs.c.workflow == name)
+        .order_by(runs.c.started.desc())
+        .limit(limit)
+        .subquery()
+    )
+    query = (
+        select(latest, func.coalesce(func.sum(steps.c.cost), 0.0))
+        .select_from(latest.outerjoin(steps, steps.c.run_id == latest.c.run_id))
+        .group_by(*latest.c)
+    )
+    rows = store.select_committed(query)
+    statuses = [row[1] for row in rows]
+    done = [row for row in rows if row[1] == "succeeded"]
+    ttrs = [row[3] - row[2] for row in done if row[3] is not None]
+    value = low = high = None
+    scored = 0
+    evaluate = workflow.spec.evaluate
+    if evaluate is not None and evaluate.metric != "pass_at_k" and done:
+        references = References(evaluate, workflow.base_dir)
+        preds: list[Any] = []
+        refs: list[Any] = []
+        for row in done:
+            output = loads(row[4]) or {}
+            reference = references.lookup(output)
+            if reference is not None:
+                preds.append(output.get(evaluate.prediction))
+                refs.append(reference)
+        if preds:
+            from relayflow.bench.scoring import score
+
+            result = score(evaluate.metric, preds, refs, k=evaluate.k)
+            value, scored = result.value, result.n
+            low, high = bootstrap_ci(result.per_item)
+    return LiveFigures(
+        variant=variant,
+        runs=len(rows),
+        succeeded=len(done),
+        failed=statuses.count("failed"),
+        waiting_review=statuses.count("waiting_review"),
+        ttr_median=median(ttrs) if ttrs else None,
+        ttr_p95=percentile(ttrs, 95) if ttrs else None,
+        cost_per_run=sum(float(row[5]) for row in rows) / len(rows) if rows else None,
+        accuracy=value,
+        accuracy_low=low,
+        accuracy_high=high,
+        scored=scored,
+    )
