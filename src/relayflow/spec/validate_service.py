@@ -1,0 +1,171 @@
+"""Checks of a ``service`` step's settings: its URL, its templates, its headers (no secrets
+written in the file) and the settings that its protocol ignores."""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import TYPE_CHECKING
+
+from relayflow.errors import Problem
+from relayflow.spec.models import AgentConfig, ServiceConfig
+
+if TYPE_CHECKING:
+    from relayflow.spec.validate import Where
+
+#: header names whose value is a credential: it must come from the environment
+_SECRET_HEADERS = re.compile(r"authorization|cookie|token|secret|api[-_]?key|password", re.I)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: settings that only ``protocol: json`` uses
+_JSON_ONLY = ("body", "merge", "output_field", "confidence_field", "method")
+
+
+def env_identifiers(value: str) -> list[str]:
+    """The environment variables a header value names as ``${NAME}`` (ValueError if a ``$`` is
+    not such a reference; ``$$`` is a literal dollar)."""
+    template = string.Template(value)
+    if not template.is_valid():
+        raise ValueError("write ${NAME} for an environment variable and $$ for a dollar sign")
+    return template.get_identifiers()
+
+
+def is_template(source: str) -> bool:
+    return "{{" in source or "{%" in source
+
+
+def validate_services(agents: list[AgentConfig], where: Where) -> list[Problem]:
+    problems: list[Problem] = []
+    for index, agent in enumerate(agents):
+        if isinstance(agent, ServiceConfig):
+            problems += _url(index, agent, where)
+            problems += _protocol(index, agent, where)
+            problems += _headers(index, agent, where)
+    return problems
+
+
+def _syntax(source: str) -> str | None:
+    from relayflow.prompts.templates import check_template_source
+
+    error = check_template_source(source)
+    return None if error is None else error[1]
+
+
+def _url(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
+    if is_template(agent.url):
+        error = _syntax(agent.url)
+        if error is None:
+            return []
+        return [where.problem(index, "url", f"template error: {error}", "fix the Jinja syntax")]
+    if re.match(r"^https?://[^/\s]+", agent.url):
+        return []
+    return [
+        where.problem(
+            index,
+            "url",
+            f"{agent.url!r} is not an http:// or https:// URL",
+            "write the full URL, e.g. http://127.0.0.1:8001",
+        )
+    ]
+
+
+def _protocol(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
+    problems = []
+    written = agent.model_fields_set
+    if agent.protocol == "relayflow":
+        if is_template(agent.url):
+            problems.append(
+                where.problem(
+                    index,
+                    "url",
+                    "protocol: relayflow needs a fixed URL (the served agent's base URL)",
+                    "write the URL that `relayflow serve-agent` prints, without a template",
+                )
+            )
+        for setting in _JSON_ONLY:
+            if setting in written:
+                problems.append(
+                    where.problem(
+                        index,
+                        setting,
+                        "is not used with protocol: relayflow (the served agent's result is "
+                        "the step's result)",
+                        "remove it, or set protocol: json",
+                    )
+                )
+        return problems
+    if agent.body is not None:
+        if agent.method in ("GET", "DELETE"):
+            problems.append(
+                where.problem(
+                    index,
+                    "body",
+                    f"a {agent.method} request sends no body",
+                    "remove body, or use method: POST",
+                )
+            )
+        error = _syntax(agent.body)
+        if error is not None:
+            problems.append(
+                where.problem(index, "body", f"template error: {error}", "fix the Jinja syntax")
+            )
+    if agent.merge and "output_field" in written:
+        problems.append(
+            where.problem(
+                index,
+                "output_field",
+                "merge: true puts the answer's keys into the handoff; output_field is not used",
+                "remove one of merge and output_field",
+            )
+        )
+    return problems
+
+
+def _headers(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
+    problems = []
+    name = agent.name
+    for header, value in agent.headers.items():
+        line = where.line(index, "headers", header)
+        try:
+            names = env_identifiers(value)
+        except ValueError as exc:
+            problems.append(
+                Problem(
+                    where.file, line, f"{name}.headers.{header}", "invalid $ reference", str(exc)
+                )
+            )
+            continue
+        if not names and _SECRET_HEADERS.search(header):
+            problems.append(
+                Problem(
+                    where.file,
+                    line,
+                    f"{name}.headers.{header}",
+                    "a credential written in the workflow file",
+                    f"read it from the environment: `{header}: Bearer ${{API_TOKEN}}`, or "
+                    f"headers_env: {{{header}: API_TOKEN}}",
+                )
+            )
+    written = {h.lower() for h in agent.headers}
+    for header, var in agent.headers_env.items():
+        line = where.line(index, "headers_env", header)
+        if not _ENV_NAME.match(var):
+            problems.append(
+                Problem(
+                    where.file,
+                    line,
+                    f"{name}.headers_env.{header}",
+                    f"{var!r} is not an environment variable name",
+                    "name the variable that holds the value, e.g. API_TOKEN",
+                )
+            )
+        if header.lower() in written:
+            problems.append(
+                Problem(
+                    where.file,
+                    line,
+                    f"{name}.headers_env.{header}",
+                    "also set under headers",
+                    "keep one of them",
+                )
+            )
+    return problems
