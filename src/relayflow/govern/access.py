@@ -1,0 +1,237 @@
+"""API tokens and what they may do: roles per workflow, sensitive agents' outputs, denials.
+
+A token is ``rf_<id>_<secret>`` with 256 bits of randomness from ``secrets``; the store keeps
+only its SHA-256 (a slow hash buys nothing against a random 256-bit secret). Each token carries
+grants ``(workflow, role, see_sensitive)``; ``workflow`` ``*`` means every workflow.
+
+Roles and what they allow:
+
+    viewer     read workflows, runs, events, reviews, metrics
+    operator   viewer + submit, cancel and resume runs, add feedback
+    reviewer   viewer + claim and decide review items, add feedback
+    admin      everything: register workflows, read sensitive outputs, read the denials log
+
+A workflow's ``access.sensitive`` agents touch sensitive data: their outputs (and the fields they
+wrote into later outputs) are redacted for every token but an admin's or a grant with
+``see_sensitive``. Every refusal is recorded in the ``denials`` table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from relayflow.errors import AccessDenied, StoreError
+from relayflow.store import schema
+
+Role = Literal["viewer", "operator", "reviewer", "admin"]
+Action = Literal["read", "submit", "cancel", "review", "feedback", "register", "audit"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+#: what each role may do
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    "viewer": frozenset({"read"}),
+    "operator": frozenset({"read", "submit", "cancel", "feedback"}),
+    "reviewer": frozenset({"read", "review", "feedback"}),
+    "admin": frozenset({"read", "submit", "cancel", "review", "feedback", "register", "audit"}),
+}
+
+TOKEN_PREFIX = "rf_"
+
+
+def roles_for(action: Action) -> list[Role]:
+    """The roles that allow ``action``, for the message of a denial."""
+    return [role for role in ROLES if action in PERMISSIONS[role]]
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One role on one workflow (or ``*``: every workflow)."""
+
+    workflow: str
+    role: Role
+    see_sensitive: bool = False
+
+    def covers(self, workflow: str | None) -> bool:
+        return self.workflow == "*" or (workflow is not None and self.workflow == workflow)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"workflow": self.workflow, "role": self.role, "see_sensitive": self.see_sensitive}
+
+
+def parse_grant(text: str) -> Grant:
+    """``WORKFLOW=ROLE`` or ``WORKFLOW=ROLE+sensitive`` (the CLI's ``--role``)."""
+    workflow, sep, role = text.partition("=")
+    role, plus, extra = role.partition("+")
+    if not sep or not workflow or role not in ROLES or (plus and extra != "sensitive"):
+        raise ValueError(
+            f"{text!r} is not WORKFLOW=ROLE: use e.g. support=operator, '*=admin' or "
+            f"support=viewer+sensitive; roles: {', '.join(ROLES)}"
+        )
+    return Grant(workflow, role, bool(plus))
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A token as stored: never its secret."""
+
+    token_id: str
+    name: str
+    grants: tuple[Grant, ...]
+    team: str | None
+    created: float
+    revoked: float | None
+
+    def allows(self, action: Action, workflow: str | None) -> bool:
+        """Whether some grant covering ``workflow`` allows ``action``. ``workflow`` None asks
+        about an action on no one workflow (the denials log): only ``*`` grants count."""
+        return any(
+            g.covers(workflow) and action in PERMISSIONS[g.role]
+            for g in self.grants
+            if workflow is not None or g.workflow == "*"
+        )
+
+    def sees_sensitive(self, workflow: str) -> bool:
+        return any(
+            g.covers(workflow) and (g.role == "admin" or g.see_sensitive) for g in self.grants
+        )
+
+    def readable(self, workflows: Iterable[str]) -> list[str]:
+        return [w for w in workflows if self.allows("read", w)]
+
+    def check(self, action: Action, workflow: str | None) -> None:
+        """Raise AccessDenied naming the action, the workflow and the roles that allow it."""
+        if not self.allows(action, workflow):
+            where = f"workflow {workflow!r}" if workflow else "every workflow ('*')"
+            raise AccessDenied(
+                f"token {self.name!r} may not {action} on {where}: "
+                f"needs role {' or '.join(roles_for(action))}"
+            )
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class TokenStore:
+    """Tokens and denials in the run store's database (tables ``api_tokens``, ``denials``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        try:
+            schema.metadata.create_all(
+                engine, tables=[schema.api_tokens, schema.denials], checkfirst=True
+            )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the token tables: {exc}") from exc
+
+    def create(
+        self, name: str, grants: Sequence[Grant], *, team: str | None = None
+    ) -> tuple[str, Token]:
+        """A new token: ``(secret, token)``. The secret is returned once and never stored."""
+        if not grants:
+            raise ValueError("a token needs at least one grant (--role WORKFLOW=ROLE)")
+        token_id = secrets.token_hex(6)
+        secret = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        token = Token(token_id, name, tuple(grants), team, time.time(), None)
+        row = {
+            "token_id": token_id,
+            "name": name,
+            "hash": hash_token(secret),
+            "grants": json.dumps([g.to_json() for g in grants]),
+            "team": team,
+            "created": token.created,
+            "revoked": None,
+        }
+        self._write(schema.api_tokens.insert().values(**row))
+        return secret, token
+
+    def authenticate(self, secret: str) -> Token | None:
+        """The live token whose secret this is, or None."""
+        if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+            return None
+        t = schema.api_tokens
+        rows = self._read(select(t).where(t.c.hash == hash_token(secret)))
+        if not rows or rows[0].revoked is not None:
+            return None
+        return _token(rows[0])
+
+    def get(self, token_id: str) -> Token | None:
+        t = schema.api_tokens
+        rows = self._read(select(t).where(t.c.token_id == token_id))
+        return _token(rows[0]) if rows else None
+
+    def list_tokens(self, *, include_revoked: bool = False) -> list[Token]:
+        t = schema.api_tokens
+        q = select(t).order_by(t.c.created)
+        if not include_revoked:
+            q = q.where(t.c.revoked.is_(None))
+        return [_token(r) for r in self._read(q)]
+
+    def revoke(self, id_or_name: str) -> list[Token]:
+        """Revoke the token with this id, or every live token with this name."""
+        t = schema.api_tokens
+        live = [tok for tok in self.list_tokens() if id_or_name in (tok.token_id, tok.name)]
+        if live:
+            ids = [tok.token_id for tok in live]
+            self._write(update(t).where(t.c.token_id.in_(ids)).values(revoked=time.time()))
+        return live
+
+    def record_denial(
+        self,
+        token: Token | None,
+        action: str,
+        workflow: str | None,
+        needed: str,
+        detail: str,
+    ) -> None:
+        row = {
+            "denial_id": secrets.token_hex(8),
+            "ts": time.time(),
+            "token_id": token.token_id if token else None,
+            "token_name": token.name if token else None,
+            "action": action[:40],
+            "workflow": workflow[:200] if workflow else None,
+            "needed": needed[:200],
+            "detail": detail,
+        }
+        self._write(schema.denials.insert().values(**row))
+
+    def denials(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        t = schema.denials
+        return [
+            dict(r._mapping) for r in self._read(select(t).order_by(t.c.ts.desc()).limit(limit))
+        ]
+
+    def _write(self, stmt: Any) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt)
+        except IntegrityError as exc:  # a token id drawn twice: astronomically rare
+            raise StoreError(f"cannot write a token: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write to the token tables: {exc}") from exc
+
+    def _read(self, query: Any) -> list[Any]:
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(query))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the token tables: {exc}") from exc
+
+
+def _token(row: Any) -> Token:
+    grants = tuple(
+        Grant(g["workflow"], g["role"], bool(g.get("see_sensitive")))
+        for g in json.loads(row.grants)
+    )
+    return Token(row.token_id, row.name, grants, row.team, row.created, row.revoked)

@@ -1,0 +1,1 @@
+"""Observing runs: Prometheus metrics (and, later, tracing, drift and explanations)."""

@@ -1,0 +1,810 @@
+"""The server's logic, apart from HTTP: every call takes the caller's token, checks its role,
+records a refusal, redacts what the token may not read, and answers with the API's models.
+
+The JSON routes (server/routes.py) and the review pages call the same methods:
+
+    svc = request.app.state.service
+    token = svc.authenticate(secret)                       # Unauthorized
+    svc.register_workflow(token, name=…, yaml=… | path=…)  # SpecError (422)
+    svc.list_workflows(token) / svc.get_workflow(token, name)
+    await svc.submit(token, name, data, version=None)      # -> RunView (queued)
+    await svc.submit_batch(token, name, items)              # -> BatchView
+    svc.list_runs(token, workflow=…, status=…, batch_id=…) / svc.get_run(token, run_id)
+    await svc.cancel(token, run_id) / await svc.resume(token, run_id)
+    svc.run_events(token, run_id)                           # async iterator of (name, data)
+    svc.list_reviews(token, workflow=…, status=…) / svc.get_review(token, review_id)
+    svc.claim_review(token, review_id) / svc.release_review(token, review_id)
+    await svc.decide(token, review_id, "approve" | "correct", output)  # -> Decision
+    svc.add_feedback(token, FeedbackIn) / svc.list_feedback(token, workflow)
+    svc.workflow_metrics(token, name) / svc.denials(token)
+
+Errors: AccessDenied (403, recorded), NotFound (404), Conflict (409), Unauthorized (401),
+SpecError (422). All store access happens on the event loop's thread (call from ``async def``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import delete, select, update
+
+from relayflow.engine import events as ev
+from relayflow.engine.ids import new_id
+from relayflow.errors import AccessDenied, RelayflowError, StoreError
+from relayflow.govern.access import Action, Token, TokenStore, roles_for
+from relayflow.govern.principal import Principal
+from relayflow.observe.metrics import PrometheusMetrics
+from relayflow.server.catalog import Catalog
+from relayflow.server.events import NAMES, EventHub, event_json
+from relayflow.server.models import (
+    AgentInfo,
+    BatchView,
+    Decision,
+    DenialView,
+    FeedbackIn,
+    FeedbackView,
+    GrantView,
+    Me,
+    ReviewView,
+    RunView,
+    StepView,
+    WorkflowInfo,
+    WorkflowMetrics,
+    WorkflowVersion,
+)
+from relayflow.server.pool import WorkerPool
+from relayflow.server.redact import Redactor
+from relayflow.server.summary import workflow_metrics
+from relayflow.store import schema
+
+if TYPE_CHECKING:
+    from relayflow.engine.runner import Runner, RunResult
+    from relayflow.spec.loader import Workflow
+    from relayflow.store.records import ReviewRecord, RunRecord, StepRecord
+    from relayflow.store.sql_store import SqlStore
+
+log = logging.getLogger("relayflow.server")
+
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+class NotFound(RelayflowError):
+    """No such workflow, run or review (or none this token may see)."""
+
+
+class Conflict(RelayflowError):
+    """The thing exists but is not in a state that allows this (a decided review …)."""
+
+
+class Unauthorized(RelayflowError):
+    """No token, or one that is unknown or revoked."""
+
+
+class Service:
+    """One per app (``app.state.service``); ``start`` and ``close`` bracket its life."""
+
+    def __init__(
+        self,
+        store_url: str,
+        *,
+        workers: int = 8,
+        workflows_dir: str | Path | None = None,
+        claim_seconds: float = 900.0,
+    ) -> None:
+        self.store_url = store_url
+        self.workers = workers
+        self.claim_seconds = claim_seconds
+        self._workflows_dir = workflows_dir
+        self.metrics = PrometheusMetrics()
+        self.hub = EventHub()
+        self.store: SqlStore
+        self.tokens: TokenStore
+        self.catalog: Catalog
+        self.pool: WorkerPool
+
+    # ---- life ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store and start what a previous server left queued or running."""
+        from relayflow.store.sql_store import SqlStore
+
+        self.store = SqlStore(self.store_url)
+        self.tokens = TokenStore(self.store.engine)
+        self.catalog = Catalog(self.store.engine, self._default_dir())
+        self.pool = WorkerPool(self.store, [self.hub, self.metrics], self.workers)
+        await self._recover()
+
+    def _default_dir(self) -> Path:
+        if self._workflows_dir is not None:
+            return Path(self._workflows_dir)
+        database = self.store.engine.url.database
+        if self.store.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            return Path(database).absolute().parent / "workflows"
+        return Path(".relayflow") / "workflows"
+
+    async def close(self) -> None:
+        try:
+            await self.pool.close()
+        finally:
+            self.store.close()
+
+    async def _recover(self) -> None:
+        runs, owners = schema.runs, schema.server_runs
+        rows = self.store._select(
+            select(runs.c.run_id, runs.c.status, owners.c.token_id)
+            .join(owners, owners.c.run_id == runs.c.run_id)
+            .where(runs.c.status.in_(("queued", "running")))
+            .order_by(runs.c.started)
+        )
+        for run_id, status, token_id in rows:
+            record = self.store.get_run(run_id)
+            workflow = self._workflow_of(record) if record else None
+            if record is None or workflow is None:
+                log.warning("run %s: its workflow version is not registered; left as is", run_id)
+                continue
+            token = self.tokens.get(token_id) if token_id else None
+            if status == "queued":
+                self._start_run(record, workflow, token)
+            else:
+                self.pool.submit(run_id, workflow, _resume_job(run_id), _principal(token))
+        if rows:
+            log.info("picked up %d queued or running runs", len(rows))
+
+    # ---- identity and access ------------------------------------------------------------------
+
+    def authenticate(self, secret: str | None) -> Token:
+        if not secret:
+            raise Unauthorized("no API token: send `Authorization: Bearer <token>`")
+        token = self.tokens.authenticate(secret)
+        if token is None:
+            self.tokens.record_denial(None, "authenticate", None, "a valid token", "unknown token")
+            raise Unauthorized("invalid or revoked API token")
+        return token
+
+    def check(self, token: Token, action: Action, workflow: str | None) -> None:
+        """Raise AccessDenied (and record it) unless ``token`` may ``action`` on ``workflow``."""
+        try:
+            token.check(action, workflow)
+        except AccessDenied as exc:
+            self.tokens.record_denial(
+                token, action, workflow, " or ".join(roles_for(action)), str(exc)
+            )
+            raise
+
+    def me(self, token: Token) -> Me:
+        return Me(
+            token_id=token.token_id,
+            name=token.name,
+            team=token.team,
+            grants=[GrantView(**g.to_json()) for g in token.grants],
+        )
+
+    def denials(self, token: Token, limit: int = 100) -> list[DenialView]:
+        self.check(token, "audit", None)
+        return [DenialView(**row) for row in self.tokens.denials(limit=limit)]
+
+    # ---- workflows ----------------------------------------------------------------------------
+
+    def register_workflow(
+        self, token: Token, *, name: str | None, yaml: str | None = None, path: str | None = None
+    ) -> WorkflowInfo:
+        if yaml is not None:
+            assert name is not None
+            self.check(token, "register", name)
+            workflow = self.catalog.register_text(name, yaml, token.name)
+        else:
+            assert path is not None
+            if name is not None:
+                self.check(token, "register", name)
+            workflow = self.catalog.register_path(path, name, token.name)
+            self.check(token, "register", workflow.name)
+        return self._info(workflow)
+
+    def list_workflows(self, token: Token) -> list[WorkflowInfo]:
+        out = []
+        for name in token.readable(self.catalog.names()):
+            workflow = self._latest(name)
+            if workflow is not None:
+                out.append(self._info(workflow))
+        return out
+
+    def get_workflow(self, token: Token, name: str) -> WorkflowInfo:
+        self.check(token, "read", name)
+        return self._info(self._require_latest(name))
+
+    def _latest(self, name: str) -> Workflow | None:
+        versions = self.catalog.versions(name)
+        return self.catalog.load(name, versions[0]["version"]) if versions else None
+
+    def _require_latest(self, name: str) -> Workflow:
+        workflow = self._latest(name)
+        if workflow is None:
+            raise NotFound(f"no workflow {name!r}: register it with POST /v1/workflows")
+        return workflow
+
+    def _version(self, name: str, version: str | None) -> Workflow:
+        if version is None:
+            return self._require_latest(name)
+        workflow = self.catalog.load(name, version)
+        if workflow is None:
+            if not self.catalog.versions(name):
+                raise NotFound(f"no workflow {name!r}: register it with POST /v1/workflows")
+            raise NotFound(f"workflow {name!r} has no version {version!r}")
+        return workflow
+
+    def _info(self, workflow: Workflow) -> WorkflowInfo:
+        sensitive = set(workflow.spec.access.sensitive)
+        return WorkflowInfo(
+            name=workflow.name,
+            version=workflow.version,
+            description=workflow.spec.description,
+            agents=[
+                AgentInfo(
+                    name=a.name,
+                    type=a.type,
+                    depends_on=list(workflow.depends_on.get(a.name, ())),
+                    sensitive=a.name in sensitive,
+                )
+                for a in workflow.agents
+            ],
+            versions=[WorkflowVersion(**v) for v in self.catalog.versions(workflow.name)],
+        )
+
+    def _workflow_of(self, record: RunRecord) -> Workflow | None:
+        return self.catalog.load(record.workflow, record.workflow_version)
+
+    # ---- runs ---------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        token: Token,
+        name: str,
+        data: Mapping[str, Any],
+        *,
+        version: str | None = None,
+        item_key: str | None = None,
+    ) -> RunView:
+        """Record the run as queued (durably), then hand it to the worker pool."""
+        self.check(token, "submit", name)
+        workflow = self._version(name, version)
+        record = self._queue(token, workflow, data, None, item_key)
+        return self._run_view(token, record, workflow, steps=None)
+
+    async def submit_batch(
+        self, token: Token, name: str, items: Sequence[Mapping[str, Any]], *, version: str | None
+    ) -> BatchView:
+        self.check(token, "submit", name)
+        workflow = self._version(name, version)
+        batch_id = new_id()
+        runs = [
+            self._run_view(
+                token, self._queue(token, workflow, item, batch_id, str(i)), workflow, None
+            )
+            for i, item in enumerate(items)
+        ]
+        return BatchView(batch_id=batch_id, workflow=name, runs=runs)
+
+    def _queue(
+        self,
+        token: Token,
+        workflow: Workflow,
+        data: Mapping[str, Any],
+        batch_id: str | None,
+        item_key: str | None,
+    ) -> RunRecord:
+        run_id = new_id()
+        self._write(
+            schema.server_runs.insert().values(
+                run_id=run_id,
+                workflow=workflow.name,
+                workflow_version=workflow.version,
+                token_id=token.token_id,
+                created=time.time(),
+            )
+        )
+        self.store.record_queued(
+            run_id, workflow.name, workflow.version, data, batch_id=batch_id, item_key=item_key
+        )
+        record = self.store.get_run(run_id)
+        assert record is not None
+        self._start_run(record, workflow, token)
+        return record
+
+    def _start_run(self, record: RunRecord, workflow: Workflow, token: Token | None) -> None:
+        async def job(runner: Runner) -> RunResult:
+            return await runner.run(
+                record.input,
+                run_id=record.run_id,
+                batch_id=record.batch_id,
+                item_key=record.item_key,
+            )
+
+        self.pool.submit(record.run_id, workflow, job, _principal(token))
+
+    def list_runs(
+        self,
+        token: Token,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        batch_id: str | None = None,
+        limit: int = 50,
+    ) -> list[RunView]:
+        if workflow is not None:
+            self.check(token, "read", workflow)
+            names = [workflow]
+        else:
+            names = token.readable(self.catalog.names())
+        t = schema.runs
+        q = select(t.c.run_id).order_by(t.c.started.desc()).limit(limit)
+        q = q.where(t.c.workflow.in_(names))
+        if status:
+            q = q.where(t.c.status == status)
+        if batch_id:
+            q = q.where(t.c.batch_id == batch_id)
+        out = []
+        for (run_id,) in self.store._select(q):
+            record = self.store.get_run(run_id)
+            if record is not None:
+                out.append(self._run_view(token, record, self._workflow_of(record), steps=None))
+        return out
+
+    def get_run(self, token: Token, run_id: str) -> RunView:
+        record = self._readable_run(token, run_id)
+        return self._run_view(
+            token, record, self._workflow_of(record), steps=self.store.steps(run_id)
+        )
+
+    def _readable_run(self, token: Token, run_id: str) -> RunRecord:
+        record = self.store.get_run(run_id)
+        if record is None:
+            raise NotFound(f"no run {run_id!r}")
+        self.check(token, "read", record.workflow)
+        return record
+
+    async def cancel(self, token: Token, run_id: str) -> RunView:
+        record = self._readable_run(token, run_id)
+        self.check(token, "cancel", record.workflow)
+        if record.status in FINAL:
+            raise Conflict(f"run {run_id} already ended: {record.status}")
+        await self.pool.cancel(run_id)
+        self.pool.finish(run_id, "cancelled", f"cancelled by {token.name}")
+        t = schema.reviews
+        self._write(
+            update(t)
+            .where(t.c.run_id == run_id, t.c.status == "pending")
+            .values(status="cancelled")
+        )
+        return self.get_run(token, run_id)
+
+    async def resume(self, token: Token, run_id: str) -> RunView:
+        """Continue a failed, cancelled or interrupted run from its first unfinished step."""
+        record = self._readable_run(token, run_id)
+        self.check(token, "submit", record.workflow)
+        if record.status in ("succeeded", "waiting_review"):
+            raise Conflict(
+                f"run {run_id} is {record.status}"
+                + (": decide its review instead" if record.status == "waiting_review" else "")
+            )
+        if run_id in self.pool.tasks:
+            raise Conflict(f"run {run_id} is already {record.status}")
+        workflow = self._workflow_of(record)
+        if workflow is None:
+            raise Conflict(f"run {run_id}'s workflow version is not registered on this server")
+        self._own(run_id, workflow, token)
+        self.pool.submit(run_id, workflow, _resume_job(run_id), _principal(token))
+        return self.get_run(token, run_id)
+
+    def _own(self, run_id: str, workflow: Workflow, token: Token) -> None:
+        """Make the server responsible for a run (one started elsewhere, resumed here)."""
+        t = schema.server_runs
+        self._write(delete(t).where(t.c.run_id == run_id))
+        self._write(
+            t.insert().values(
+                run_id=run_id,
+                workflow=workflow.name,
+                workflow_version=workflow.version,
+                token_id=token.token_id,
+                created=time.time(),
+            )
+        )
+
+    def _run_view(
+        self,
+        token: Token,
+        record: RunRecord,
+        workflow: Workflow | None,
+        steps: list[StepRecord] | None,
+    ) -> RunView:
+        redactor = self._redactor(token, record, workflow, steps)
+        output, _ = redactor.mask(record.output)
+        views = None
+        if steps is not None:
+            views = []
+            for s in steps:
+                shown, hidden = redactor.step_output(s.step, s.output)
+                views.append(
+                    StepView(
+                        step=s.step,
+                        agent_type=s.agent_type,
+                        status=s.status,
+                        attempt=s.attempt,
+                        actor=s.actor,
+                        output=shown,
+                        redacted=hidden,
+                        confidence=s.confidence,
+                        input_tokens=s.input_tokens,
+                        output_tokens=s.output_tokens,
+                        cost=s.cost,
+                        model_seconds=s.model_seconds,
+                        versions=dict(s.versions),
+                        flags=list(s.flags),
+                        error=s.error,
+                        started=s.started,
+                        ended=s.ended,
+                    )
+                )
+        status = record.status
+        if status == "queued" and record.run_id in self.pool.executing:
+            status = "running"
+        return RunView(
+            run_id=record.run_id,
+            workflow=record.workflow,
+            workflow_version=record.workflow_version,
+            status=status,  # type: ignore[arg-type]
+            batch_id=record.batch_id,
+            item_key=record.item_key,
+            input=dict(record.input),
+            output=output,
+            error=record.error,
+            waiting_step=record.waiting_step,
+            started=record.started,
+            ended=record.ended,
+            steps=views,
+        )
+
+    def _redactor(
+        self,
+        token: Token,
+        record: RunRecord,
+        workflow: Workflow | None,
+        steps: list[StepRecord] | None,
+    ) -> Redactor:
+        sensitive: list[str] = []
+        deps: Mapping[str, tuple[str, ...]] = {}
+        if workflow is not None and not token.sees_sensitive(record.workflow):
+            sensitive = list(workflow.spec.access.sensitive)
+            deps = workflow.depends_on
+        redactor = Redactor(sensitive, deps, record.input)
+        if redactor:
+            if steps is None:
+                steps = self.store.steps(record.run_id)
+            order = {a.name: i for i, a in enumerate(workflow.agents)} if workflow else {}
+            for s in sorted(steps, key=lambda s: order.get(s.step, len(order))):
+                redactor.see(s.step, s.output)
+        return redactor
+
+    # ---- events -------------------------------------------------------------------------------
+
+    async def run_events(
+        self, token: Token, run_id: str
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The run's recorded steps, then its live events until it ends; ``(name, data)``."""
+        record = self._readable_run(token, run_id)
+        workflow = self._workflow_of(record)
+        return self._stream(token, record, workflow)
+
+    async def _stream(
+        self, token: Token, record: RunRecord, workflow: Workflow | None
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        run_id = record.run_id
+        with self.hub.subscribe(run_id) as queue:
+            record = self.store.get_run(run_id) or record  # read after subscribing: no gap
+            steps = self.store.steps(run_id)
+            redactor = self._redactor(token, record, workflow, steps)
+            seen: set[tuple[str, str, int]] = set()
+            yield (
+                "run_started",
+                self._shown(
+                    redactor,
+                    {
+                        "run_id": run_id,
+                        "workflow": record.workflow,
+                        "workflow_version": record.workflow_version,
+                        "status": record.status,
+                        "input": dict(record.input),
+                        "ts": record.started,
+                        "batch_id": record.batch_id,
+                        "item_key": record.item_key,
+                    },
+                ),
+            )
+            for s in steps:
+                name = {"finished": "step_finished", "escalated": "step_escalated"}.get(
+                    s.status, f"step_{s.status}"
+                )
+                seen.add((name, s.step, s.attempt))
+                shown, hidden = redactor.step_output(s.step, s.output)
+                yield (
+                    name,
+                    {
+                        "run_id": run_id,
+                        "step": s.step,
+                        "agent_type": s.agent_type,
+                        "attempt": s.attempt,
+                        "status": s.status,
+                        "actor": s.actor,
+                        "output": shown,
+                        "redacted": hidden,
+                        "confidence": s.confidence,
+                        "error": s.error,
+                        "started": s.started,
+                        "ended": s.ended,
+                        "replayed": True,
+                    },
+                )
+            if record.status in FINAL:
+                output, _ = redactor.mask(record.output)
+                yield (
+                    "run_finished",
+                    {
+                        "run_id": run_id,
+                        "status": record.status,
+                        "output": output,
+                        "error": record.error,
+                        "ts": record.ended,
+                    },
+                )
+                return
+            while True:
+                event = await queue.get()
+                if event is None:
+                    return
+                name = NAMES[type(event)]
+                key = (name, getattr(event, "step", ""), getattr(event, "attempt", 1))
+                if name in ("step_finished", "step_escalated") and key in seen:
+                    continue
+                data = event_json(event)
+                if isinstance(event, ev.StepFinished | ev.StepEscalated):
+                    redactor.see(event.step, event.output)
+                    data["output"], data["redacted"] = redactor.step_output(
+                        event.step, event.output
+                    )
+                yield name, self._shown(redactor, data)
+                if isinstance(event, ev.RunFinished):
+                    return
+
+    @staticmethod
+    def _shown(redactor: Redactor, data: dict[str, Any]) -> dict[str, Any]:
+        for field in ("input", "output"):
+            value = data.get(field)
+            if isinstance(value, Mapping) and not data.get("redacted"):
+                data[field], _ = redactor.mask(value)
+        return data
+
+    # ---- reviews ------------------------------------------------------------------------------
+
+    def list_reviews(
+        self,
+        token: Token,
+        *,
+        workflow: str | None = None,
+        status: str | None = "pending",
+        limit: int = 100,
+    ) -> list[ReviewView]:
+        if workflow is not None:
+            self.check(token, "read", workflow)
+            names = [workflow]
+        else:
+            names = token.readable(self.catalog.names())
+        t = schema.reviews
+        q = select(t.c.review_id).where(t.c.workflow.in_(names)).order_by(t.c.created)
+        if status:
+            q = q.where(t.c.status == status)
+        out = []
+        for (review_id,) in self.store._select(q.limit(limit)):
+            review = self.store.get_review(review_id)
+            if review is not None:
+                out.append(self._review_view(token, review))
+        return out
+
+    def get_review(self, token: Token, review_id: str) -> ReviewView:
+        return self._review_view(token, self._readable_review(token, review_id))
+
+    def _readable_review(self, token: Token, review_id: str) -> ReviewRecord:
+        review = self.store.get_review(review_id)
+        if review is None:
+            raise NotFound(f"no review {review_id!r}")
+        self.check(token, "read", review.workflow)
+        return review
+
+    def _claim(self, review_id: str) -> tuple[str | None, str | None, float | None]:
+        """``(claimed_by, token_id, claimed)`` of a live claim, or Nones."""
+        t = schema.review_claims
+        rows = self.store._select(select(t).where(t.c.review_id == review_id))
+        if not rows or rows[0].claimed < time.time() - self.claim_seconds:
+            return None, None, None
+        return rows[0].claimed_by, rows[0].token_id, rows[0].claimed
+
+    def claim_review(self, token: Token, review_id: str) -> ReviewView:
+        """Take a pending review: others see it claimed until it is decided or released (or
+        ``claim_seconds`` pass)."""
+        review = self._readable_review(token, review_id)
+        self.check(token, "review", review.workflow)
+        if review.status != "pending":
+            raise Conflict(f"review {review_id} is already {review.status}")
+        by, token_id, _ = self._claim(review_id)
+        if by is not None and token_id != token.token_id:
+            raise Conflict(f"review {review_id} is claimed by {by}")
+        t = schema.review_claims
+        self._write(delete(t).where(t.c.review_id == review_id))
+        self._write(
+            t.insert().values(
+                review_id=review_id,
+                claimed_by=token.name,
+                token_id=token.token_id,
+                claimed=time.time(),
+            )
+        )
+        return self._review_view(token, review)
+
+    def release_review(self, token: Token, review_id: str) -> ReviewView:
+        review = self._readable_review(token, review_id)
+        self.check(token, "review", review.workflow)
+        by, token_id, _ = self._claim(review_id)
+        if by is not None and token_id != token.token_id and not token.allows("register", None):
+            raise Conflict(f"review {review_id} is claimed by {by}, not by you")
+        t = schema.review_claims
+        self._write(delete(t).where(t.c.review_id == review_id))
+        return self._review_view(token, review)
+
+    async def decide(
+        self,
+        token: Token,
+        review_id: str,
+        decision: Literal["approve", "correct"],
+        output: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        """Record the decision and resume the run at once (in the worker pool). Returns when
+        the decision is recorded; the run goes on in the background."""
+        review = self._readable_review(token, review_id)
+        self.check(token, "review", review.workflow)
+        if review.status != "pending":
+            raise Conflict(f"review {review_id} is already {review.status} (by {review.reviewer})")
+        by, token_id, _ = self._claim(review_id)
+        if by is not None and token_id != token.token_id:
+            raise Conflict(f"review {review_id} is claimed by {by}")
+        parking = self.pool.tasks.get(review.run_id)
+        if parking is not None:  # the task that parked the run is returning
+            await asyncio.wait({parking}, timeout=5)
+        record = self.store.get_run(review.run_id)
+        if record is None or record.status != "waiting_review" or review.run_id in self.pool.tasks:
+            raise Conflict(f"run {review.run_id} is not waiting for this review")
+        workflow = self._workflow_of(record)
+        if workflow is None:
+            raise Conflict(f"run {review.run_id}'s workflow version is not registered here")
+        decided = asyncio.get_running_loop().create_future()
+
+        class _Watch:
+            def handle(self, event: ev.Event) -> None:
+                if (
+                    isinstance(event, ev.ReviewDecided)
+                    and event.run_id == review.run_id
+                    and event.step == review.step
+                    and not decided.done()
+                ):
+                    decided.set_result(None)
+
+        watch = _Watch()
+
+        async def job(runner: Runner) -> RunResult:
+            runner.bus.subscribe(watch)
+            try:
+                return await runner.decide(review.run_id, review.step, decision, output, token.name)
+            finally:
+                runner.bus.unsubscribe(watch)
+
+        self._own(review.run_id, workflow, token)
+        task = self.pool.submit(review.run_id, workflow, job, _principal(token))
+        await asyncio.wait({task, decided}, return_when=asyncio.FIRST_COMPLETED)
+        if not decided.done():
+            decided.cancel()
+            if task.cancelled() or task.exception() is not None or task.result() is None:
+                raise Conflict(f"the decision on review {review_id} could not be recorded")
+        self.store.flush()
+        t = schema.review_claims
+        self._write(delete(t).where(t.c.review_id == review_id))
+        return Decision(
+            review=self.get_review(token, review_id), run=self.get_run(token, review.run_id)
+        )
+
+    def _review_view(self, token: Token, review: ReviewRecord) -> ReviewView:
+        record = self.store.get_run(review.run_id)
+        workflow = self._workflow_of(record) if record else None
+        redactor = (
+            self._redactor(token, record, workflow, None) if record else Redactor((), {}, None)
+        )
+        shown_input, hidden_in = redactor.mask(review.input)
+        shown_output, hidden_out = redactor.step_output(review.step, review.output)
+        decided_output, _ = redactor.step_output(review.step, review.decided_output)
+        by, _, claimed = self._claim(review.review_id)
+        instructions, show = None, []
+        if workflow is not None:
+            for agent in workflow.agents:
+                if agent.name == review.step:
+                    instructions = getattr(agent, "instructions", None)
+                    show = [str(f) for f in getattr(agent, "show", None) or []]
+        return ReviewView(
+            review_id=review.review_id,
+            run_id=review.run_id,
+            step=review.step,
+            workflow=review.workflow,
+            status=review.status,
+            reason=review.reason,
+            input=shown_input or {},
+            output=shown_output or {},
+            redacted=hidden_in or hidden_out,
+            confidence=review.confidence,
+            decision=review.decision,
+            decided_output=decided_output,
+            reviewer=review.reviewer,
+            created=review.created,
+            decided=review.decided,
+            claimed_by=by if review.status == "pending" else None,
+            claimed=claimed if review.status == "pending" else None,
+            instructions=instructions,
+            show=show,
+        )
+
+    # ---- feedback and figures -----------------------------------------------------------------
+
+    def add_feedback(self, token: Token, body: FeedbackIn) -> FeedbackView:
+        self.check(token, "feedback", body.workflow)
+        self._require_latest(body.workflow)
+        if body.run_id is not None:
+            run = self._readable_run(token, body.run_id)
+            if run.workflow != body.workflow:
+                raise Conflict(f"run {body.run_id} belongs to workflow {run.workflow!r}")
+        self.store.add_feedback(
+            body.workflow, body.label, run_id=body.run_id, step=body.step, item_key=body.item_key
+        )
+        newest = self.store.feedback(body.workflow)[-1]
+        return FeedbackView(**newest)
+
+    def list_feedback(self, token: Token, workflow: str) -> list[FeedbackView]:
+        self.check(token, "read", workflow)
+        self._require_latest(workflow)
+        return [FeedbackView(**row) for row in self.store.feedback(workflow)]
+
+    def workflow_metrics(self, token: Token, name: str) -> WorkflowMetrics:
+        self.check(token, "read", name)
+        workflow = self._require_latest(name)
+        return workflow_metrics(self.store, name, [a.name for a in workflow.agents])
+
+    def counts(self) -> tuple[int, int]:
+        """``(queued, executing)`` in this server's pool now."""
+        return len(self.pool.tasks) - len(self.pool.executing), len(self.pool.executing)
+
+    def _write(self, stmt: Any) -> None:
+        self.store.flush()
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(stmt)
+        except Exception as exc:  # the driver's own errors
+            raise StoreError(f"cannot write to the store: {exc}") from exc
+
+
+def _principal(token: Token | None) -> Principal | None:
+    return Principal(token.token_id, token.name, token.team) if token else None
+
+
+def _resume_job(run_id: str) -> Any:
+    async def job(runner: Runner) -> RunResult:
+        return await runner.resume(run_id)
+
+    return job
