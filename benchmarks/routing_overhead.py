@@ -8,6 +8,9 @@ answer. Each process times ``--calls`` direct calls and the same number through 
 each strategy (two candidates), in one event loop; the table shows the median over processes
 of the per-call CPU time in µs, and the overhead (router − direct). Goal: under 50 µs per call.
 "cascade+timeout" is a cascade whose YAML sets ``timeout:`` (an asyncio timer per attempt).
+"most_accurate+store" is what an inference step pays: the step sets the request type (a
+context variable) around each call, and the router ranks on outcomes it read from a SQLite run
+store (40 reviewed answers; the read itself happens once, before timing).
 Writes benchmarks/results/routing_overhead.json.
 """
 
@@ -28,8 +31,9 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 STRATEGIES = ("cascade", "cheapest", "fastest", "most_accurate", "weighted")
-#: rows: each strategy as configured by default, then cascade with a router ``timeout:``
-VARIANTS = (*STRATEGIES, "cascade+timeout")
+#: rows: each strategy as configured by default, cascade with a router ``timeout:``, and
+#: most_accurate keyed by step with outcomes read from a run store
+VARIANTS = (*STRATEGIES, "cascade+timeout", "most_accurate+store")
 GOAL_US = 50.0
 
 
@@ -54,10 +58,45 @@ class Instant:
         return None
 
 
+def reviewed_store(folder: Path, answers: int = 40) -> str:
+    """A SQLite run store where ``answers`` answers of step ``ask`` by ``big`` were approved."""
+    from sqlalchemy import insert
+
+    from relayflow.learn.storage import open_engine
+    from relayflow.store import schema
+
+    url = f"sqlite:///{folder / 'runs.db'}"
+    engine = open_engine(url, create=True)
+    with engine.begin() as conn:
+        for i in range(answers):
+            run_id = f"run-{i}"
+            output = json.dumps({"text": "x", "output": "yes"})
+            conn.execute(
+                insert(schema.steps).values(
+                    run_id=run_id, step="ask", agent_type="inference", status="finished",
+                    attempt=1, actor="agent", output=output, input_tokens=12, output_tokens=1,
+                    model_calls=1, model_seconds=0.0, cost=0.0,
+                    versions=json.dumps({"answered_by": "big=big-v1"}), flags="[]",
+                )
+            )  # fmt: skip
+            conn.execute(
+                insert(schema.reviews).values(
+                    review_id=f"{run_id}:check", run_id=run_id, step="check", workflow="bench",
+                    status="approved", reason="", input=output, output=output,
+                    decision="approve", decided_output=output, created=0.0, decided=float(i),
+                )
+            )  # fmt: skip
+    engine.dispose()
+    return url
+
+
 def one_process(calls: int) -> dict[str, float]:
     """µs per call, direct and through each strategy, measured in this process."""
+    import tempfile
+
     from relayflow.models.base import CompletionRequest
     from relayflow.models.breaker import CircuitBreaker
+    from relayflow.models.context import request_type
     from relayflow.models.router import Metrics, Route, RouterProvider
 
     request = CompletionRequest("Is this spam? " * 20, labels=["yes", "no"], max_tokens=4)
@@ -76,23 +115,43 @@ def one_process(calls: int) -> dict[str, float]:
             metrics=Metrics(),
         )
 
-    async def timed(provider: Any) -> float:
+    async def timed(provider: Any, step: tuple[str, str] | None = None) -> float:
+        async def call() -> Any:
+            if step is None:
+                return await provider.complete(request)
+            token = request_type.set(step)  # as the inference agent does around its call
+            try:
+                return await provider.complete(request)
+            finally:
+                request_type.reset(token)
+
         for _ in range(min(1000, calls)):  # warm up
-            await provider.complete(request)
+            await call()
         # CPU time of this process: the router's cost is CPU work, and a shared machine's
         # other processes would otherwise add the time this one waits for a core
         started = time.process_time()
         for _ in range(calls):
-            await provider.complete(request)
+            await call()
         return (time.process_time() - started) / calls * 1e6
 
-    async def main() -> dict[str, float]:
+    async def main(folder: Path) -> dict[str, float]:
         out = {"direct": await timed(small)}
         for variant in VARIANTS:
-            out[variant] = await timed(build(variant))
+            if variant == "most_accurate+store":
+                router = build("most_accurate")
+                await router.watch(reviewed_store(folder), "bench", "ask", "output")
+                out[variant] = await timed(router, ("bench", "ask"))
+                assert (await router.complete(request)).model == "small=small-v1"
+                token = request_type.set(("bench", "ask"))
+                assert (await router.complete(request)).model == "big=big-v1"  # the store's pick
+                request_type.reset(token)
+                await router.close()
+            else:
+                out[variant] = await timed(build(variant))
         return out
 
-    return asyncio.run(main())
+    with tempfile.TemporaryDirectory() as folder:
+        return asyncio.run(main(Path(folder)))
 
 
 def main() -> int:

@@ -1,6 +1,7 @@
 # Sourced by `make test`: starts the services the integration tests use, on loopback only.
 # PostgreSQL: Debian's cluster if present (installed with apt-get when missing and we are root),
 # a throwaway database `relayflow_test`, and RELAYFLOW_TEST_PG_URL for the tests.
+# Chromium: Debian's package (never a browser download) for the review pages' Playwright test.
 # Tests that need a service skip with a reason when it is not available.
 
 _relayflow_pg() {
@@ -30,3 +31,12 @@ _relayflow_pg() {
 }
 _relayflow_pg
 unset -f _relayflow_pg
+
+_relayflow_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1 || return 0
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+    >/dev/null 2>&1 || return 0
+}
+_relayflow_chromium
+unset -f _relayflow_chromium

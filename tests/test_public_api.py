@@ -12,6 +12,7 @@ EXPECTED = [
     "Agent",
     "AgentError",
     "BudgetExceeded",
+    "CircuitOpen",
     "Handoff",
     "Problem",
     "ProviderError",
@@ -25,8 +26,10 @@ EXPECTED = [
     "StoreError",
     "Usage",
     "Workflow",
+    "assign_variant",
     "load_workflow",
     "register",
+    "variant_workflow",
 ]
 
 

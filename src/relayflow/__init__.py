@@ -15,6 +15,7 @@ __all__ = [
     "Agent",
     "AgentError",
     "BudgetExceeded",
+    "CircuitOpen",
     "Handoff",
     "Problem",
     "ProviderError",
@@ -28,14 +29,17 @@ __all__ = [
     "StoreError",
     "Usage",
     "Workflow",
+    "assign_variant",
     "load_workflow",
     "register",
+    "variant_workflow",
 ]
 
 _WHERE = {
     "AccessDenied": "relayflow.errors",
     "AgentError": "relayflow.errors",
     "BudgetExceeded": "relayflow.errors",
+    "CircuitOpen": "relayflow.errors",
     "Problem": "relayflow.errors",
     "ProviderError": "relayflow.errors",
     "ProviderTimeout": "relayflow.errors",
@@ -52,9 +56,12 @@ _WHERE = {
     "Workflow": "relayflow.spec.loader",
     "load_workflow": "relayflow.spec.loader:load_spec",
     "register": "relayflow.agents.registry",
+    "assign_variant": "relayflow.ab.assign",
+    "variant_workflow": "relayflow.spec.variants",
 }
 
 if TYPE_CHECKING:
+    from relayflow.ab.assign import assign_variant
     from relayflow.agents.base import Agent, Result, Usage
     from relayflow.agents.registry import register
     from relayflow.engine.handoff import Handoff
@@ -63,6 +70,7 @@ if TYPE_CHECKING:
         AccessDenied,
         AgentError,
         BudgetExceeded,
+        CircuitOpen,
         Problem,
         ProviderError,
         ProviderTimeout,
@@ -73,6 +81,7 @@ if TYPE_CHECKING:
     )
     from relayflow.spec.loader import Workflow
     from relayflow.spec.loader import load_spec as load_workflow
+    from relayflow.spec.variants import variant_workflow
 
 
 def __getattr__(name: str) -> Any:

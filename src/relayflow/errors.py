@@ -5,7 +5,8 @@
     ├── AgentError         an agent could not do its step (bad script, bad output, failed check)
     ├── ProviderError      a model backend failed
     │   ├── ProviderTimeout
-    │   └── RateLimited
+    │   ├── RateLimited
+    │   └── CircuitOpen    a circuit breaker refuses calls to a failing provider for a while
     ├── StoreError         the run store could not be read or written
     ├── BudgetExceeded     a hard budget stops new work
     └── AccessDenied       the caller lacks the role for this action
@@ -62,6 +63,15 @@ class ProviderTimeout(ProviderError):
 
 class RateLimited(ProviderError):
     """A model provider refused the call for exceeding its rate limit."""
+
+
+class CircuitOpen(ProviderError):
+    """A circuit breaker is open: the provider failed repeatedly and is not called until its
+    reset timeout passes. ``retry_after`` is the number of seconds until a trial call."""
+
+    def __init__(self, message: str, *, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StoreError(RelayflowError):

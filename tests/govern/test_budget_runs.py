@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 import relayflow
+from relayflow.engine import events as ev
 from relayflow.errors import SpecError
 from relayflow.govern.budget import span_of
 from relayflow.govern.ledger import NANOS, Counter, Ledger, close_ledgers
+from relayflow.observe.metrics import PrometheusMetrics
 from relayflow.store.sql_store import SqlStore
 from tests.engine.helpers import Endpoint
 from tests.govern.budget_support import scoring_workflow
@@ -39,19 +41,44 @@ def today(period: str = "day") -> str:
     return span_of(period, time.time())
 
 
+DAY = {"scope": "workflow", "period": "day"}
+
+
 def test_a_hundred_concurrent_runs_never_pass_a_budget_of_ten_calls(
     tmp_path: Path, store_url: str
 ) -> None:
     wf = scoring_workflow(tmp_path, "{per: workflow, period: day, currency: 0.10, soft: 0.5}")
 
+    alerts: list[ev.BudgetAlert] = []
+    metrics = PrometheusMetrics()
+
+    class Alerts:
+        def handle(self, event: ev.Event) -> None:
+            if isinstance(event, ev.BudgetAlert):
+                alerts.append(event)
+
     async def main() -> list[relayflow.RunResult]:
-        async with relayflow.Runner(wf, store=store_url) as runner:
+        consumers = [Alerts(), metrics]
+        async with relayflow.Runner(wf, store=store_url, consumers=consumers) as runner:
             return await asyncio.gather(
                 *(runner.run({"amount": i / 100, "age": 0.5}) for i in range(100))
             )
 
     results = asyncio.run(main())
     assert Tally(r.status for r in results) == {"succeeded": 10, "failed": 90}
+    # the event stream hears of every refusal and of the soft limit's crossing, once each
+    assert Tally((a.kind, a.first) for a in alerts) == {
+        ("soft", True): 1,
+        ("hard", True): 1,
+        ("hard", False): 89,
+    }
+    assert {(a.workflow, a.scope, a.subject, a.period) for a in alerts} == {
+        ("scoring", "workflow", "scoring", "day")
+    }
+    sample = metrics.registry.get_sample_value
+    assert sample("relayflow_budget_refusals_total", {**DAY, "workflow": "scoring"}) == 90
+    assert sample("relayflow_budget_alerts_total", {**DAY, "kind": "soft"}) == 1
+    assert sample("relayflow_budget_alerts_total", {**DAY, "kind": "hard"}) == 1
     refused = [r for r in results if r.status == "failed"]
     assert all(r.step == "Score" for r in refused)
     assert all(

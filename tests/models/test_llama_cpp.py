@@ -162,3 +162,13 @@ def test_predict_is_refused(tmp_path: Path) -> None:
     provider = LlamaCppProvider("m", LlamaEngine(tmp_path / "x.gguf", version="v"))
     with pytest.raises(ProviderError, match="not a tabular model"):
         asyncio.run(provider.predict({"a": 1}))
+
+
+@pytest.mark.llm
+def test_count_tokens_uses_the_models_own_vocabulary(local: LlamaCppProvider) -> None:
+    text = "Prompt compression keeps the sentences that matter."
+    model = local.engine._load()
+    expected = len(model.tokenize(text.encode(), add_bos=False, special=False))
+    assert local.count_tokens(text) == expected > 0
+    assert local.count_tokens("") == 0
+    assert local.count_tokens(text + " " + text) > expected

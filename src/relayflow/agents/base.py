@@ -90,6 +90,8 @@ class BuildContext:
     store_url: str | None = None
     #: the whole loaded workflow, for agents that read its top-level sections (budget, …)
     workflow: Workflow | None = None
+    #: sends an event on the runner's stream (budget alerts); None outside a runner
+    emit: Callable[[Any], object] | None = None
 
     def resolve(self, path: str) -> Path:
         """A path from the YAML, relative to the YAML's own folder."""

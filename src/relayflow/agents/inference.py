@@ -24,11 +24,14 @@ from relayflow.agents.base import Agent, BuildContext, Result, StepInfo, Usage
 from relayflow.agents.quality_check import read_schema, schema_validator
 from relayflow.errors import AgentError
 from relayflow.models.base import Completion, CompletionRequest, Provider
-from relayflow.prompts.templates import PromptTemplate, load_template, prompt_hash, render
+from relayflow.models.context import request_type
+from relayflow.prompts.step import StepCompressor, step_template
+from relayflow.prompts.templates import PromptTemplate, prompt_hash, render
 from relayflow.spec.models import AgentConfig, InferenceConfig
 
 if TYPE_CHECKING:
     from relayflow.engine.handoff import Handoff
+    from relayflow.govern.budget import Guard
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(.*?)\n?```$", re.DOTALL)
 
@@ -97,7 +100,15 @@ class InferenceAgent(Agent):
         self._validator: Validator | None = None
         self._schema: dict[str, Any] | None = None
         self._provider: Provider | None = None
+        #: the provider is a router (it records ``answered_by`` and keys by ``_request_type``)
+        self._routes = False
+        #: a router got since the last call, to be told which step it serves
+        self._unwatched: Provider | None = None
+        self._request_type = ("", config.name)
+        #: the workflow's budget and the model's rate limit, around every call (or None)
+        self._guard: Guard | None = None
         self._baseline: _Baseline | None = None
+        self._compressor: StepCompressor | None = None
         # one lock per event loop: an asyncio.Lock is bound to the loop that first waits on it
         self._calibration_locks: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Lock
@@ -116,10 +127,10 @@ class InferenceAgent(Agent):
                     f"step {cfg.name}: set exactly one of prompt_template (a file) or prompt "
                     "(inline text)"
                 )
-            if cfg.prompt_template is not None:
-                self._template = load_template(self.ctx.resolve(cfg.prompt_template))
-            else:
-                self._template = PromptTemplate(None, cfg.prompt or "")
+            # the file, or the version a label pins; registered in the run store's registry
+            self._template = await step_template(cfg, self.ctx)
+            if cfg.compress is not None:
+                self._compressor = StepCompressor(cfg.compress, self._template)
             if cfg.output == "label" and not cfg.labels:
                 raise AgentError(f"step {cfg.name}: output: label needs a list of labels")
             if cfg.output == "json" and cfg.output_schema is not None:
@@ -127,6 +138,13 @@ class InferenceAgent(Agent):
                     cfg.output_schema, self.ctx, f"step {cfg.name}: output_schema"
                 )
         self._provider = self.ctx.get_provider(cfg.model)
+        workflow = self.ctx.workflow
+        self._request_type = (workflow.name if workflow is not None else "", cfg.name)
+        self._routes = bool(getattr(self._provider, "routes", False))
+        await self._watch(self._provider)
+        from relayflow.govern.budget import guard_for
+
+        self._guard = guard_for(self.ctx, cfg.model)
 
     def versions(self) -> Mapping[str, str]:
         out = {"model": self.config.model}
@@ -134,6 +152,8 @@ class InferenceAgent(Agent):
             out["template"] = self._template.version
         if self._schema is not None:
             out["output_schema"] = prompt_hash(json.dumps(self._schema, sort_keys=True))
+        if self._compressor is not None:
+            out["compress"] = self._compressor.version
         return out
 
     def _ready(self) -> Provider:
@@ -141,23 +161,47 @@ class InferenceAgent(Agent):
             raise AgentError(f"step {self.name}: run() called before prepare()")
         # Asked again on every call: providers are cached by model file and its mtime, so a
         # model that the registry promotes (written in place) is used from the next item on.
-        self._provider = self.ctx.get_provider(self.config.model)
-        return self._provider
+        provider = self.ctx.get_provider(self.config.model)
+        if provider is not self._provider:
+            self._provider = provider
+            self._routes = bool(getattr(provider, "routes", False))
+            self._unwatched = provider if self._routes else None
+        return provider if self._guard is None else self._guard.wrap(provider)
+
+    async def _watch(self, provider: Provider) -> None:
+        """Let a router rank on the outcomes the run store records for this step."""
+        watch = getattr(provider, "watch", None)
+        url, workflow = self.ctx.store_url, self.ctx.workflow
+        if self._routes and watch is not None and url is not None and workflow is not None:
+            await watch(url, workflow.name, self.name, self.config.output_field)
 
     async def run(self, handoff: Handoff, step: StepInfo) -> Result:
         provider = self._ready()
+        if self._unwatched is not None:  # a new router (a candidate was retrained)
+            router, self._unwatched = self._unwatched, None
+            await self._watch(router)
         if self.config.features is not None:
             return await self._predict(provider, handoff)
         cfg = self.config
         assert self._template is not None  # set by prepare() whenever features is None
         data = dict(handoff.data)
-        context = {"data": data, **data, "confidence": handoff.confidence}
+        shown, compressed = data, None
+        if self._compressor is not None:  # the prompt sees the compressed text, the output not
+            shown, compressed = await self._compressor.apply(data, provider)
+        context = {"data": shown, **shown, "confidence": handoff.confidence}
         prompt = render(self._template, context)
         baseline: _Baseline | None = None
         spent: Usage | None = None
         if cfg.calibrate:
             baseline, spent = await self._calibration(provider, data)
-        completion = await provider.complete(self._request(prompt))
+        if self._routes:  # the router keys its records by this step
+            token = request_type.set(self._request_type)
+            try:
+                completion = await provider.complete(self._request(prompt))
+            finally:
+                request_type.reset(token)
+        else:
+            completion = await provider.complete(self._request(prompt))
         value: Any
         confidence = completion.confidence
         if baseline is not None:
@@ -174,8 +218,12 @@ class InferenceAgent(Agent):
             "model": provider.name,
             "model_version": provider.version,
         }
+        if self._routes:  # a router: the candidate that answered
+            versions["answered_by"] = completion.model
         if baseline is not None:
             versions["calibration"] = baseline.version
+        if compressed is not None:
+            versions["compressed"] = compressed  # tokens of each field: "document:812>300"
         return Result(
             data={**data, cfg.output_field: value},
             confidence=confidence,
@@ -203,9 +251,11 @@ class InferenceAgent(Agent):
         return Usage(
             input_tokens=completion.input_tokens,
             output_tokens=completion.output_tokens,
-            model_calls=1,
+            model_calls=completion.calls,
             model_seconds=completion.seconds,
-            cost=provider.price.cost(completion.input_tokens, completion.output_tokens),
+            cost=provider.price.cost(completion.input_tokens, completion.output_tokens)
+            if completion.cost is None
+            else completion.cost,
         )
 
     async def _calibration(
@@ -306,7 +356,17 @@ class InferenceAgent(Agent):
                 f"step {self.name}: feature {exc.args[0]!r} is missing from the handoff "
                 f"(has: {', '.join(sorted(map(str, data))) or 'nothing'}) — fix features"
             ) from None
-        prediction = await provider.predict(row)
+        if self._routes:  # the router keys its records by this step
+            token = request_type.set(self._request_type)
+            try:
+                prediction = await provider.predict(row)
+            finally:
+                request_type.reset(token)
+        else:
+            prediction = await provider.predict(row)
+        versions = {"model": provider.name, "model_version": provider.version}
+        if self._routes:  # a router: the candidate that answered
+            versions["answered_by"] = prediction.model
         confidence = prediction.confidence
         if confidence is None:
             confidence = prediction.probabilities.get(str(prediction.label))
@@ -318,9 +378,9 @@ class InferenceAgent(Agent):
             },
             confidence=confidence,
             usage=Usage(
-                model_calls=1,
+                model_calls=prediction.calls,
                 model_seconds=prediction.seconds,
-                cost=provider.price.cost(0, 0),
+                cost=provider.price.cost(0, 0) if prediction.cost is None else prediction.cost,
             ),
-            versions={"model": provider.name, "model_version": provider.version},
+            versions=versions,
         )

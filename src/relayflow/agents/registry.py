@@ -17,6 +17,7 @@ _BUILTIN: dict[str, str] = {
     "human_review": "relayflow.agents.human_review:HumanReviewAgent",
     "retrain": "relayflow.agents.retrain:RetrainAgent",
     "code_test": "relayflow.agents.code_test:CodeTestAgent",
+    "service": "relayflow.agents.service:ServiceAgent",
 }
 
 _registered: dict[str, type[Agent] | str] = {}

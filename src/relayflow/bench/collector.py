@@ -148,7 +148,9 @@ class Collector:
             elif self.measuring:
                 self._runs[event.run_id] = _Run(event.run_id, event.batch_id, event.item_key)
             return
-        if isinstance(event, ev.BatchStarted | ev.BatchFinished | ev.ReviewDecided):
+        if isinstance(
+            event, ev.BatchStarted | ev.BatchFinished | ev.ReviewDecided | ev.BudgetAlert
+        ):
             return
         run = self._runs.get(event.run_id)
         if run is None:

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from relayflow.bench.compare import Experiment
     from relayflow.bench.reviewer import Accuracy
     from relayflow.bench.runner import WorkflowBench
+    from relayflow.bench.stats import Diff
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +130,146 @@ def render_table(benches: Sequence[WorkflowBench], console: Console) -> None:
         console.print(NO_REVIEWER_NOTE, markup=False)
 
 
-def to_json(benches: Sequence[WorkflowBench], meta: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything measured: per workflow its figures and the seed's, per run, per step."""
+EXPERIMENT_COLUMNS = (
+    "variant",
+    "share",
+    "runs",
+    "accuracy [95 % CI]",
+    "Δ vs baseline [95 % CI]",
+    "p",
+    "significant",
+    "Δ before review [95 % CI]",
+    "TTR median",
+    "Δ TTR [95 % CI]",
+    "CPW",
+)
+
+
+def diff_text(diff: Diff | None, *, scale: float = 100, unit: str = " pt") -> str:
+    """``+4.2 pt [+1.0, +7.5]`` (points of a metric in [0, 1]); with scale 1000, ms."""
+    if diff is None:
+        return "—"
+    return (
+        f"{diff.mean_diff * scale:+.1f}{unit} [{diff.low * scale:+.1f}, {diff.high * scale:+.1f}]"
+    )
+
+
+def ttr_diff_text(diff: Diff | None) -> str:
+    """A TTR difference in ms, or in seconds once it reaches a second."""
+    if diff is None:
+        return "—"
+    if max(abs(diff.low), abs(diff.high), abs(diff.mean_diff)) >= 1:
+        return diff_text(diff, scale=1, unit=" s")
+    return diff_text(diff, scale=1000, unit=" ms")
+
+
+def experiment_rows(experiment: Experiment) -> list[list[str]]:
+    """One row per variant (the columns of EXPERIMENT_COLUMNS); the winner is starred."""
+    from relayflow.bench.compare import significant
+
+    out = []
+    for name, share, bench in experiment.arms:
+        c = experiment.comparison(name)
+        baseline = name == experiment.baseline
+        label = name + (" ★" if name == experiment.winner else "")
+        label += " (baseline)" if baseline else ""
+        f = bench.figures
+        out.append(
+            [
+                label,
+                f"{share * 100:.0f} %",
+                str(f.runs),
+                accuracy_text(bench.accuracy),
+                "—" if baseline else diff_text(c.metric if c else None),
+                "—" if baseline or c is None or c.metric is None else f"{c.metric.p_value:.3f}",
+                "—"
+                if baseline or c is None or c.metric is None
+                else ("yes" if significant(c.metric) else "no"),
+                "—" if baseline else diff_text(c.agent_metric if c else None),
+                secs(f.ttr_median),
+                "—" if baseline else ttr_diff_text(c.ttr if c else None),
+                money(f.cpw),
+            ]
+        )
+    return out
+
+
+def rollout_hint(experiment: Experiment) -> str | None:
+    """The command that gives the winner more traffic, when its lead is significant."""
+    from relayflow.bench.compare import deciding, significant
+
+    winner = experiment.winner
+    c = experiment.comparison(winner) if winner else None
+    diff = deciding(c) if c is not None else None
+    if diff is None or not significant(diff) or diff.mean_diff <= 0:
+        return None
+    return f"relayflow variants rollout {experiment.file} {winner} --step 0.25"
+
+
+def render_experiments(experiments: Sequence[Experiment], console: Console) -> None:
+    """Per workflow with variants: each variant beside the baseline, the paired differences
+    on the same items, and the winner."""
+    from rich.table import Table
+
+    for experiment in experiments:
+        metric = experiment.metric or "no evaluate metric"
+        table = Table(
+            title=f"{experiment.workflow}: variants on the same items "
+            f"(Δ = variant − {experiment.baseline}, paired bootstrap; {metric})"
+        )
+        for column in EXPERIMENT_COLUMNS:
+            table.add_column(column, justify="left" if column == "variant" else "right")
+        for row in experiment_rows(experiment):
+            table.add_row(*row)
+        console.print(table)
+        console.print(f"winner: {experiment.verdict}", markup=False, soft_wrap=True)
+        hint = rollout_hint(experiment)
+        if hint:
+            console.print(f"roll it out: {hint}", markup=False, soft_wrap=True)
+
+
+def experiment_json(experiment: Experiment) -> dict[str, Any]:
+    from relayflow.bench.compare import significant
+
+    comparisons = []
+    for c in experiment.comparisons:
+        data = asdict(c)
+        data["metric_significant"] = significant(c.metric)
+        data["ttr_significant"] = significant(c.ttr)
+        data["agent_metric_significant"] = significant(c.agent_metric)
+        comparisons.append(data)
+    return {
+        "workflow": experiment.workflow,
+        "file": experiment.file,
+        "metric": experiment.metric,
+        "baseline": experiment.baseline,
+        "variants": [
+            {
+                "name": name,
+                "share": share,
+                "workflow": bench.name,
+                "accuracy": asdict(bench.accuracy),
+                "ttr_median": bench.figures.ttr_median,
+                "ttr_p95": bench.figures.ttr_p95,
+                "cpw": bench.figures.cpw,
+                "utilization": bench.figures.utilization,
+            }
+            for name, share, bench in experiment.arms
+        ],
+        "comparisons": comparisons,
+        "winner": experiment.winner,
+        "verdict": experiment.verdict,
+        "rollout": rollout_hint(experiment),
+    }
+
+
+def to_json(
+    benches: Sequence[WorkflowBench],
+    meta: Mapping[str, Any],
+    experiments: Sequence[Experiment] = (),
+) -> dict[str, Any]:
+    """Everything measured: per workflow its figures and the seed's, per run, per step; per
+    workflow with variants, their comparison."""
     workflows = []
     for bench in benches:
         seed = SEED.get(bench.name)
@@ -141,6 +281,7 @@ def to_json(benches: Sequence[WorkflowBench], meta: Mapping[str, Any]) -> dict[s
         workflows.append(
             {
                 "name": bench.name,
+                "variant": bench.variant,
                 "file": bench.file,
                 "seed": asdict(seed) if seed else None,
                 "figures": figures,
@@ -159,7 +300,11 @@ def to_json(benches: Sequence[WorkflowBench], meta: Mapping[str, Any]) -> dict[s
                 "runs": [_run_json(bench, run) for run in bench.runs],
             }
         )
-    return {**meta, "workflows": workflows}
+    return {
+        **meta,
+        "workflows": workflows,
+        "experiments": [experiment_json(e) for e in experiments],
+    }
 
 
 def _run_json(bench: WorkflowBench, run: Any) -> dict[str, Any]:
@@ -236,6 +381,38 @@ def plots(benches: Sequence[WorkflowBench]) -> dict[str, str] | None:
     return out
 
 
+def variant_plot(experiment: Experiment) -> str | None:
+    """A PNG data URI: each variant's accuracy with its 95 % interval (None without
+    matplotlib or without accuracy)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    measured = [
+        (name, bench.accuracy)
+        for name, _share, bench in experiment.arms
+        if bench.accuracy.value is not None
+    ]
+    if not measured:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.5 * len(measured)), layout="constrained")
+    for row, (_name, acc) in enumerate(measured):
+        value = acc.value or 0.0
+        low = acc.low if acc.low is not None else value
+        high = acc.high if acc.high is not None else value
+        ax.errorbar(
+            [value], [row], xerr=[[value - low], [high - value]], fmt="o", capsize=4, color="C0"
+        )
+    ax.set_yticks(range(len(measured)), [name for name, _acc in measured])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{experiment.metric} (95 % bootstrap interval)")
+    ax.set_title(f"{experiment.workflow}: variants on the same items")
+    return _png(fig)
+
+
 def _png(fig: Any) -> str:
     import matplotlib.pyplot as plt
 
@@ -260,7 +437,33 @@ def _table(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     return f"<table><tr>{top}</tr>{lines}</table>"
 
 
-def render_html(benches: Sequence[WorkflowBench], meta: Mapping[str, Any]) -> str:
+def _experiments_html(experiments: Sequence[Experiment]) -> list[str]:
+    esc = html.escape
+    parts = ["<h2>Variants</h2>"] if experiments else []
+    for experiment in experiments:
+        metric = experiment.metric or "no evaluate metric"
+        parts.append(
+            f"<h3>{esc(experiment.workflow)}</h3><p>Every variant ran on the same items; "
+            f"Δ = variant − {esc(experiment.baseline)} per item ({esc(metric)}), paired "
+            "bootstrap, 95 % interval; significant when the interval excludes 0.</p>"
+        )
+        rows_ = [[esc(cell) for cell in row] for row in experiment_rows(experiment)]
+        parts.append(_table([esc(c) for c in EXPERIMENT_COLUMNS], rows_))
+        parts.append(f"<p><b>winner:</b> {esc(experiment.verdict)}</p>")
+        hint = rollout_hint(experiment)
+        if hint:
+            parts.append(f"<p>roll it out: <code>{esc(hint)}</code></p>")
+        image = variant_plot(experiment)
+        if image is not None:
+            parts.append(f'<img alt="variants" src="{image}">')
+    return parts
+
+
+def render_html(
+    benches: Sequence[WorkflowBench],
+    meta: Mapping[str, Any],
+    experiments: Sequence[Experiment] = (),
+) -> str:
     esc = html.escape
     head = ["workflow", *(name for name, _m, _s in (rows(benches[0]) if benches else []))]
     body = []
@@ -281,6 +484,7 @@ def render_html(benches: Sequence[WorkflowBench], meta: Mapping[str, Any]) -> st
     for bench in benches:
         if bench.accuracy.reason:
             parts.append(f"<p>{esc(bench.name)}: accuracy —: {esc(bench.accuracy.reason)}</p>")
+    parts.extend(_experiments_html(experiments))
     images = plots(benches)
     if images is None:
         parts.append(f"<p><b>{esc(NO_MATPLOTLIB)}</b></p>")
@@ -303,5 +507,10 @@ def render_html(benches: Sequence[WorkflowBench], meta: Mapping[str, Any]) -> st
     )
 
 
-def write_html(path: Path, benches: Sequence[WorkflowBench], meta: Mapping[str, Any]) -> None:
-    path.write_text(render_html(benches, meta), encoding="utf-8")
+def write_html(
+    path: Path,
+    benches: Sequence[WorkflowBench],
+    meta: Mapping[str, Any],
+    experiments: Sequence[Experiment] = (),
+) -> None:
+    path.write_text(render_html(benches, meta, experiments), encoding="utf-8")

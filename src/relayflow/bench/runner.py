@@ -76,6 +76,8 @@ class WorkflowBench:
     steps: tuple[StepSummary, ...]
     #: the same metric on what the agents produced, before any reviewer's decision
     agent_accuracy: Accuracy | None = None
+    #: the variant of the workflow's ``variants:`` that ran (``name`` is then ``workflow@variant``)
+    variant: str | None = None
 
     def pass_of(self, run: RunMeasure) -> int | None:
         return next((p.index for p in self.passes if p.batch_id == run.batch_id), None)
@@ -156,13 +158,11 @@ async def bench_workflow(
         figures=figures(runs, cpu, rate),
         accuracy=measure_accuracy(evaluate, runs, references),
         steps=step_summaries(runs, [agent.name for agent in workflow.agents]),
-        agent_accuracy=measure_accuracy(
-            evaluate, [_as_agents_left_it(r) for r in runs], references
-        ),
+        agent_accuracy=measure_accuracy(evaluate, [as_agents_left_it(r) for r in runs], references),
     )
 
 
-def _as_agents_left_it(run: RunMeasure) -> RunMeasure:
+def as_agents_left_it(run: RunMeasure) -> RunMeasure:
     """The run's output with the fields an escalated step held before a person changed them."""
     if run.agent_output is None or run.output is None:
         return run

@@ -6,10 +6,13 @@ from typing import Annotated
 
 import typer
 
-from relayflow.cli import bench, feedback, models, review, runs
+from relayflow.cli import bench, feedback, models, prompts, review, runs, tokens, variants
+from relayflow.cli.costs import costs
 from relayflow.cli.output import GuardedGroup
 from relayflow.cli.retrain import retrain
 from relayflow.cli.run import resume, run
+from relayflow.cli.serve import serve
+from relayflow.cli.serve_agent import serve_agent
 from relayflow.cli.validate import validate
 
 __all__ = ["app", "main"]
@@ -48,11 +51,17 @@ app.command("validate")(validate)
 app.command("run")(run)
 app.command("resume")(resume)
 app.command("bench")(bench.bench)
+app.command("costs")(costs)
 app.add_typer(runs.app, name="runs")
 app.add_typer(review.app, name="review")
 app.add_typer(feedback.app, name="feedback")
 app.command("retrain")(retrain)
 app.add_typer(models.app, name="models")
+app.add_typer(prompts.app, name="prompts")
+app.add_typer(variants.app, name="variants")
+app.command("serve")(serve)
+app.command("serve-agent")(serve_agent)
+app.add_typer(tokens.app, name="tokens")
 
 
 def main() -> None:

@@ -36,6 +36,9 @@ class BatchJob:
     use_source: bool = False
     limit: int | None = None
     resume: Sequence[str] = ()
+    #: route each item to the variant its key is assigned to (ab/route.py), one batch per
+    #: variant: ``<batch_id>@<variant>``
+    split_variants: bool = False
 
     @property
     def inputs_name(self) -> str | None:
@@ -91,6 +94,9 @@ async def _resume_one(job: BatchJob, run_id: str, progress: Any, on_result: OnRe
 async def _drive(job: BatchJob, progress: Any, on_result: OnResult) -> None:
     from relayflow.engine.runner import Runner
 
+    if job.split_variants:
+        await _drive_variants(job, progress, on_result)
+        return
     async with Runner(job.workflow, store=job.store, consumers=[progress]) as runner:
         await _each(_resume_runs(runner, job.resume, job.concurrency), on_result)
         batch = runner.run_batch(
@@ -100,6 +106,31 @@ async def _drive(job: BatchJob, progress: Any, on_result: OnResult) -> None:
             inputs_name=job.inputs_name,
         )
         await _each(batch, on_result)
+
+
+async def _drive_variants(job: BatchJob, progress: Any, on_result: OnResult) -> None:
+    from relayflow.ab.route import run_variants
+
+    items: Iterable[Mapping[str, Any]] | None = None
+    if job.single is not None:
+        items = [job.single]
+    elif job.inputs is not None:
+        items = file_items(job.inputs, job.limit)
+    results = run_variants(
+        job.workflow,
+        items,
+        store=job.store,
+        batch_id=job.batch_id,
+        concurrency=job.concurrency,
+        consumers=[progress],
+        inputs_name=job.inputs_name,
+        limit=job.limit,
+    )
+    try:
+        async for _variant, result in results:
+            on_result(result)
+    finally:
+        await results.aclose()
 
 
 async def _each(results: AsyncIterator[RunResult], on_result: OnResult) -> None:

@@ -16,6 +16,7 @@ from relayflow.engine import events as ev
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from relayflow.bench.compare import Experiment
     from relayflow.bench.runner import BenchOptions, Items, WorkflowBench
     from relayflow.spec.loader import Workflow
 
@@ -70,11 +71,25 @@ def bench(
             show_default=False,
         ),
     ] = None,
+    variants: Annotated[
+        bool,
+        typer.Option(
+            "--variants/--no-variants",
+            help="With `variants:` in a workflow, run every variant on the same items and "
+            "compare each with the first (off: the workflow as written only).",
+        ),
+    ] = True,
 ) -> None:
     """Measure workflows: TTR (median, p95), cost per workflow, accuracy, agent utilization.
 
     Prints a table beside the seed's figures and writes OUT/bench.json and OUT/report.html."""
-    from relayflow.bench.report import render_table, to_json, write_html, write_json
+    from relayflow.bench.report import (
+        render_experiments,
+        render_table,
+        to_json,
+        write_html,
+        write_json,
+    )
     from relayflow.bench.runner import BenchOptions
 
     workflows = _load_all(files)
@@ -86,8 +101,16 @@ def bench(
     options = BenchOptions(limit, runs, concurrency, reviewer, warmup, cache)
     started = time.perf_counter()
     benches: list[WorkflowBench] = []
+    experiments: list[Experiment] = []
     broken = 0
     for workflow in workflows:
+        if variants and workflow.spec.variants:
+            arms, failed = _measure_variants(workflow, location, options, items, inputs_name)
+            broken += failed
+            benches.extend(bench for _name, _share, bench in arms)
+            if len(arms) > 1:
+                experiments.append(_compare(workflow, arms))
+            continue
         result = _measure(workflow, location, options, items, inputs_name)
         if result is None:
             broken += 1
@@ -97,8 +120,9 @@ def bench(
     if benches:
         meta = _meta(options, location, wall)
         render_table(benches, console())
-        write_json(out / "bench.json", to_json(benches, meta))
-        write_html(out / "report.html", benches, meta)
+        render_experiments(experiments, console())
+        write_json(out / "bench.json", to_json(benches, meta, experiments))
+        write_html(out / "report.html", benches, meta, experiments)
         measured = f"{plural(len(benches), 'workflow')} measured in {seconds(wall)}"
         note(f"{measured}; wrote {out / 'bench.json'} and {out / 'report.html'}")
     if broken:
@@ -177,6 +201,40 @@ def _measure(
     except RelayflowError as exc:
         error_line(flat(f"{workflow.file}: {exc}") + " (skipped)")
         return None
+
+
+def _measure_variants(
+    workflow: Workflow,
+    store: str,
+    options: BenchOptions,
+    items: Items | None,
+    inputs_name: str | None,
+) -> tuple[list[tuple[str, float, WorkflowBench]], int]:
+    """Each variant's bench on the same items (the first ``limit`` of the shared source),
+    with its share of live traffic; and how many variants could not run."""
+    import dataclasses
+
+    from relayflow.spec.variants import variant_workflow, weights
+
+    arms: list[tuple[str, float, WorkflowBench]] = []
+    failed = 0
+    shares = weights(workflow.spec.variants)
+    for variant, share in zip(workflow.spec.variants, shares, strict=True):
+        derived = variant_workflow(workflow, variant.name)
+        result = _measure(derived, store, options, items, inputs_name)
+        if result is None:
+            failed += 1
+        else:
+            arms.append((variant.name, share, dataclasses.replace(result, variant=variant.name)))
+    return arms, failed
+
+
+def _compare(workflow: Workflow, arms: list[tuple[str, float, WorkflowBench]]) -> Experiment:
+    from relayflow.bench.compare import compare
+    from relayflow.bench.reviewer import References
+
+    references = References(workflow.spec.evaluate, workflow.base_dir)
+    return compare(workflow.name, str(workflow.file), arms, workflow.spec.evaluate, references)
 
 
 def _meta(options: BenchOptions, store: str, wall: float) -> dict[str, Any]:

@@ -94,8 +94,11 @@ def load_workflow(path: str | Path) -> Workflow:
 
 def workflow_of_run(store: SqlStore, run: RunRecord, given: Path | None) -> Workflow:
     """The workflow a run was started from: ``--workflow``, else its batch's recorded file."""
+    from relayflow.spec.variants import workflow_for_run
+
     if given is not None:
-        workflow = load_workflow(given)
+        loaded = load_workflow(given)
+        workflow = workflow_for_run(loaded, run.workflow) or loaded  # or the variant that ran
         if workflow.name != run.workflow:
             raise UserError(
                 f"run {run.run_id} belongs to workflow {run.workflow!r}, but {given} is "
@@ -113,4 +116,5 @@ def workflow_of_run(store: SqlStore, run: RunRecord, given: Path | None) -> Work
         raise UserError(
             f"the workflow file of run {run.run_id} is gone ({file}): pass --workflow FILE"
         )
-    return load_workflow(file)
+    loaded = load_workflow(file)
+    return workflow_for_run(loaded, run.workflow) or loaded

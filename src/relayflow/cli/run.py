@@ -3,6 +3,7 @@ progress, and close with a summary."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,6 +31,7 @@ from relayflow.cli.output import (
 if TYPE_CHECKING:
     from relayflow.cli.batch import BatchJob, Outcome
     from relayflow.engine.runner import RunResult
+    from relayflow.spec.loader import Workflow
 
 LimitOption = Annotated[
     int | None,
@@ -71,15 +73,36 @@ def run(
         ),
     ] = None,
     as_json: JsonOption = False,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant",
+            help="Run this variant of the workflow's `variants:` (default: each item runs as "
+            "the variant its key is assigned to).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run a workflow on one item, a file of items, or its own source agent."""
+    """Run a workflow on one item, a file of items, or its own source agent.
+
+    With `variants:` in the YAML, each item runs as the variant its key is assigned to
+    (sticky: the same key always gets the same variant), recorded as workflow NAME@VARIANT."""
     from relayflow.cli.batch import BatchJob, new_batch_id
     from relayflow.cli.inputs import count_items, inputs_location
+    from relayflow.spec.variants import variant_workflow
 
     if input is not None and inputs is not None:
         raise typer.BadParameter("give --input or --inputs, not both", param_hint="--input")
     single = parse_json_object(input, "--input") if input is not None else None
     workflow = load_workflow(file)
+    if variant is None and single is not None and workflow.spec.variants:
+        from relayflow.ab.assign import assign_variant, routing_key
+
+        key = routing_key(single, workflow.spec.evaluate)
+        variant = assign_variant(workflow, key)
+        note(f"variant {variant} (assigned by key {key})")
+    if variant is not None:
+        workflow = variant_workflow(workflow, variant)
     location = inputs_location(inputs) if inputs is not None else None
     job = BatchJob(
         workflow=workflow,
@@ -90,6 +113,7 @@ def run(
         inputs=location,
         use_source=single is None and location is None,
         limit=limit,
+        split_variants=variant is None and bool(workflow.spec.variants),
     )
     if single is not None:
         _finish_single(job, as_json)
@@ -176,7 +200,7 @@ def _resume_batch(
                 f"the workflow file of batch {batch_id} is gone ({file}): "
                 "pass it with --workflow FILE"
             )
-        workflow = load_workflow(file)
+        workflow = _workflow_named(load_workflow(file), record.workflow)
         if workflow.name != record.workflow:
             raise UserError(
                 f"batch {batch_id} ran workflow {record.workflow!r}, but {file} is workflow "
@@ -206,6 +230,13 @@ def _resume_batch(
     _finish_batch(job, as_json, total=None)
 
 
+def _workflow_named(workflow: Workflow, recorded: str) -> Workflow:
+    """``workflow``, or its variant that ran as ``recorded`` (``name@variant``)."""
+    from relayflow.spec.variants import workflow_for_run
+
+    return workflow_for_run(workflow, recorded) or workflow
+
+
 def _json_line(result: RunResult) -> dict[str, Any]:
     return {
         "run_id": result.run_id,
@@ -226,8 +257,21 @@ def _finish_batch(job: BatchJob, as_json: bool, *, total: int | None) -> None:
             print_json(_json_line(result), indent=None)
 
     outcome = execute(job, on_result, total=total)
-    render_summary(outcome.summary, console(stderr=as_json), limit=job.limit)
-    _exit(outcome, resume_hint(job.batch_id, job.limit))
+    if not job.split_variants:
+        render_summary(outcome.summary, console(stderr=as_json), limit=job.limit)
+        _exit(outcome, resume_hint(job.batch_id, job.limit))
+        return
+    from relayflow.ab.route import arms
+
+    # one batch per variant: the summary counts them all, the hints name each
+    summary = dataclasses.replace(outcome.summary, batch_id=None)
+    out = console(stderr=as_json)
+    render_summary(summary, out, limit=job.limit)
+    split = arms(job.workflow, job.batch_id, job.concurrency)
+    for arm in split:
+        hint = resume_hint(arm.batch_id, job.limit)
+        out.print(f"variant {arm.variant} ({arm.share:.0%}): {hint}", markup=False, soft_wrap=True)
+    _exit(dataclasses.replace(outcome, summary=summary), f"{resume_hint(split[0].batch_id)} …")
 
 
 def _finish_single(job: BatchJob, as_json: bool, *, only_run: str | None = None) -> None:

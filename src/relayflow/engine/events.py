@@ -124,6 +124,21 @@ class BatchFinished(NamedTuple):
     ts: float
 
 
+class BudgetAlert(NamedTuple):
+    """A budget limit of ``workflow`` crossed its soft share (``kind`` "soft") or refused a
+    model call (``kind`` "hard"; ``first`` is False for later refusals in the same period)."""
+
+    workflow: str
+    scope: str  # workflow, team or token
+    subject: str
+    period: str  # day, month or total
+    span: str  # the period it happened in: 2026-11-25, 2026-11, all
+    kind: Literal["soft", "hard"]
+    message: str
+    first: bool
+    ts: float
+
+
 Event = (
     RunStarted
     | StepStarted
@@ -135,6 +150,7 @@ Event = (
     | ReviewDecided
     | BatchStarted
     | BatchFinished
+    | BudgetAlert
 )
 
 

@@ -127,7 +127,9 @@ class Runner:
             self.store = SqlStore(self._store_arg)
         else:
             self.store = self._store_arg
-        ctx = dataclasses.replace(ctx, store_url=getattr(self.store, "url", None), workflow=wf)
+        ctx = dataclasses.replace(
+            ctx, store_url=getattr(self.store, "url", None), workflow=wf, emit=self.bus.emit
+        )
         if self.store is not None:
             self.bus.subscribe(self.store)
         plan = build_plan(wf, ctx)

@@ -7,7 +7,9 @@ A hard limit the reservation would pass raises ``BudgetExceeded``, which fails t
 once, without retries. After the call the hold is settled to what it really cost; a call that
 failed before the model ran releases it. Crossing a soft limit (and every refusal) is an alert:
 a row in ``budget_alerts`` (``relayflow costs`` shows them), a log warning on the
-``relayflow.budget`` logger and the Prometheus counter ``relayflow_budget_alerts_total``.
+``relayflow.budget`` logger, and a ``BudgetAlert`` event on the runner's stream (the server's
+Prometheus metrics count them: ``relayflow_budget_alerts_total``,
+``relayflow_budget_refusals_total``).
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ import asyncio
 import calendar
 import json
 import logging
-import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from relayflow.engine.events import BudgetAlert
 from relayflow.errors import BudgetExceeded, ProviderTimeout
 from relayflow.govern.ledger import NANOS, Cap, Counter, Hold, Ledger, Over, Totals, to_nanos
 from relayflow.govern.principal import current_principal
@@ -88,24 +90,6 @@ def amount(measure: str, value: int) -> str:
 
 # ---- metrics ---------------------------------------------------------------------------------
 
-_metric_lock = threading.Lock()
-_metrics: dict[str, Any] = {}
-
-
-def _count(name: str, doc: str, **labels: str) -> None:
-    """Add one to a Prometheus counter in the default registry (which the server's
-    ``/metrics`` exports); without prometheus-client (extra: server) only the log and the
-    store's ``budget_alerts`` row record it."""
-    with _metric_lock:
-        metric = _metrics.get(name)
-        if metric is None:
-            try:
-                from prometheus_client import Counter as PromCounter
-            except ImportError:
-                return
-            metric = _metrics[name] = PromCounter(name, doc, sorted(labels))
-    metric.labels(**labels).inc()
-
 
 # ---- a workflow's budget ---------------------------------------------------------------------
 
@@ -125,10 +109,40 @@ class Budget:
     #: a hold of a process that died stops counting after this long (seconds), at least
     MIN_HOLD_SECONDS = 600.0
 
-    def __init__(self, spec: BudgetSpec, workflow: str, ledger: Ledger) -> None:
+    def __init__(
+        self,
+        spec: BudgetSpec,
+        workflow: str,
+        ledger: Ledger,
+        emit: Callable[[BudgetAlert], object] | None = None,
+    ) -> None:
         self.spec = spec
         self.workflow = workflow
         self.ledger = ledger
+        self._emit = emit
+
+    def _alert(
+        self, counter: Counter, kind: Literal["soft", "hard"], detail: str, message: str
+    ) -> None:
+        """Record an alert once per counter, period and kind (a row and a log warning), and
+        tell the event stream (the server's metrics count them) each time."""
+        first = self.ledger.alert(counter, f"{kind} {detail}", self.workflow, message)
+        if first:
+            log.warning("%s", message)
+        if self._emit is not None:
+            self._emit(
+                BudgetAlert(
+                    self.workflow,
+                    counter.scope,
+                    counter.subject,
+                    counter.period,
+                    counter.span,
+                    kind,
+                    message,
+                    first,
+                    self.ledger.clock(),
+                )
+            )
 
     def _bound(self, now: float) -> list[_Bound]:
         """The limits that apply to the calling run, with their counters for ``now``."""
@@ -190,22 +204,7 @@ class Budget:
             f"{held} + this call {amount(over.measure, over.asked)} (worst case) would pass "
             f"it — raise {field}{when}"
         )
-        kind = f"hard {over.measure}"
-        if self.ledger.alert(counter, kind, self.workflow, message):
-            log.warning("%s", message)
-            _count(
-                "relayflow_budget_alerts_total",
-                "Budget alerts: a soft limit crossed or a hard limit reached.",
-                scope=limit.per,
-                period=limit.period,
-                kind="hard",
-            )
-        _count(
-            "relayflow_budget_refusals_total",
-            "Model calls refused by a hard budget.",
-            scope=limit.per,
-            period=limit.period,
-        )
+        self._alert(counter, "hard", over.measure, message)
         raise BudgetExceeded(message)
 
     def settle(self, reserved: tuple[Hold, list[_Bound]], cost: float, tokens: int) -> None:
@@ -239,15 +238,7 @@ class Budget:
                 f"{amount(measure, cap_units)} ({total / cap_units:.0%}), past the soft limit "
                 f"of {share:.0%} (budget.limits[{b.index}].soft)"
             )
-            if self.ledger.alert(b.counter, f"soft {measure}", self.workflow, message):
-                log.warning("%s", message)
-                _count(
-                    "relayflow_budget_alerts_total",
-                    "Budget alerts: a soft limit crossed or a hard limit reached.",
-                    scope=limit.per,
-                    period=limit.period,
-                    kind="soft",
-                )
+            self._alert(b.counter, "soft", measure, message)
 
     def release(self, reserved: tuple[Hold, list[_Bound]]) -> None:
         self.ledger.release(reserved[0])
@@ -356,7 +347,7 @@ def guard_for(ctx: BuildContext, alias: str) -> Guard | None:
     spec = wf_spec.models.get(alias) or ModelSpec()
     budget = None
     if wf_spec.budget is not None and wf_spec.budget.limits:
-        budget = Budget(wf_spec.budget, workflow.name, Ledger(ctx.store_url))
+        budget = Budget(wf_spec.budget, workflow.name, Ledger(ctx.store_url), ctx.emit)
     limiter = None
     if spec.rate_limit is not None:
         limiter = rate_limiter(_endpoint(alias, spec, str(workflow.base_dir)), spec.rate_limit)

@@ -142,6 +142,9 @@ async def retrain_prompt(
     when it scores strictly better than production on the golden set."""
     workflow = request.workflow
     inline = None if target.path is not None else (target.step.prompt or "").encode("utf-8")
+    if target.label is not None:  # a pinned step runs the labelled version, not the file
+        pinned = await asyncio.to_thread(registry.labelled, target.name, target.label)
+        inline = pinned.artifact.encode("utf-8")
     production = await asyncio.to_thread(
         registry.adopt, target.name, "prompt", target.path, content=inline
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from relayflow.errors import RelayflowError, StoreError
@@ -32,6 +32,19 @@ from relayflow.store import registry_schema as tables
 Kind = Literal["sklearn", "prompt"]
 _SUFFIX: dict[str, str] = {"sklearn": ".joblib", "prompt": ".jinja"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: the label that is the production status (moved by promote, rollback and retraining)
+PRODUCTION = "production"
+_LABEL = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
+
+
+def check_label(label: str) -> str:
+    """``label`` if it is a valid label name (a letter, then letters, digits, ``. _ -``)."""
+    if not _LABEL.fullmatch(label):
+        raise RelayflowError(
+            f"invalid label {label!r}: start with a letter, then letters, digits, '.', '_' or "
+            "'-' (64 at most), e.g. v3, staging, production"
+        )
+    return label
 
 
 def content_version(content: bytes) -> str:
@@ -163,6 +176,70 @@ class Registry:
         t = tables.model_events
         query = select(t).where(t.c.name == name).order_by(t.c.event_id)
         return [(r.action, r.version, r.note, r.ts) for r in self._select(query)]
+
+    # ---- labels ---------------------------------------------------------------------------
+
+    def labels(self, name: str | None = None) -> dict[tuple[str, str], str]:
+        """``{(name, label): version}`` of every label (of ``name``), ``production`` included:
+        that label is the production status, so retraining and `promote` move it too."""
+        t, v = tables.version_labels, tables.model_versions
+        query = select(t.c.name, t.c.label, t.c.version)
+        production = select(v.c.name, v.c.version).where(v.c.status == "production")
+        if name is not None:
+            query, production = query.where(t.c.name == name), production.where(v.c.name == name)
+        found = {(r.name, r.label): r.version for r in self._select(query)}
+        found.update({(r.name, PRODUCTION): r.version for r in self._select(production)})
+        return found
+
+    def labelled(self, name: str, label: str) -> ModelVersion:
+        """The version of ``name`` that ``label`` points at."""
+        version = self.labels(name).get((name, label))
+        if version is None:
+            known = sorted(lbl for _n, lbl in self.labels(name)) or ["none"]
+            raise RelayflowError(
+                f"{name!r} has no version labelled {label!r} (its labels: {', '.join(known)}) "
+                f"— set it with `relayflow prompts label {name}@VERSION {label}`"
+            )
+        return self.get(name, version)
+
+    def set_label(self, name: str, label: str, version: str, *, note: str = "") -> ModelVersion:
+        """Point ``label`` of ``name`` at ``version`` (moved from where it was). Labelling
+        ``production`` promotes: the version is written where the workflow reads it."""
+        check_label(label)
+        chosen = self.get(name, version)
+        if label == PRODUCTION:
+            return self.promote(name, chosen.version, note=note or "labelled production")
+        ins = insert(self.engine, tables.version_labels)
+        stmt = ins.on_conflict_do_update(
+            index_elements=["name", "label"],
+            set_={"version": ins.excluded.version, "updated": ins.excluded.updated},
+        )
+        with self._begin() as conn:
+            conn.execute(
+                stmt,
+                {"name": name, "label": label, "version": chosen.version, "updated": time.time()},
+            )
+            self._event(conn, name, chosen.version, "label", note or label)
+        return chosen
+
+    def remove_label(self, name: str, label: str) -> None:
+        """Take ``label`` off ``name`` (``production`` cannot be removed, only moved)."""
+        if label == PRODUCTION:
+            raise RelayflowError(
+                "the production label cannot be removed, only moved (label another version, or "
+                "`relayflow models rollback`)"
+            )
+        t = tables.version_labels
+        with self._begin() as conn:
+            gone = conn.execute(delete(t).where(t.c.name == name, t.c.label == label)).rowcount
+        if not gone:
+            raise RelayflowError(f"{name!r} has no label {label!r}")
+
+    def with_prefix(self, prefix: str, kind: str | None = None) -> builtins.list[ModelVersion]:
+        """Every version (of any name) whose id starts with ``prefix``."""
+        t = tables.model_versions
+        query = select(t).where(t.c.version.startswith(prefix, autoescape=True))
+        return self._rows(query if kind is None else query.where(t.c.kind == kind))
 
     # ---- production -----------------------------------------------------------------------
 

@@ -33,6 +33,8 @@ class Target:
     name: str
     step: InferenceConfig
     path: Path | None
+    #: the label the step's template is pinned to (``reply.jinja@production``)
+    label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +117,12 @@ def _step_target(workflow: Workflow, step: InferenceConfig) -> Target:
                 "model file: only provider sklearn models can be refitted"
             )
         return Target("sklearn", step.model, step, _resolve(workflow, spec.model))
-    path = None if step.prompt_template is None else _resolve(workflow, step.prompt_template)
-    return Target("prompt", step.name, step, path)
+    if step.prompt_template is None:
+        return Target("prompt", step.name, step, None)
+    from relayflow.prompts.templates import split_pin
+
+    file, label = split_pin(step.prompt_template)
+    return Target("prompt", step.name, step, _resolve(workflow, file), label)
 
 
 def _resolve(workflow: Workflow, path: str) -> Path:

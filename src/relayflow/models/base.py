@@ -52,6 +52,11 @@ class Completion:
     model: str
     label: str | None = None
     label_scores: Mapping[str, float] | None = None
+    #: what the call cost when the provider knows better than ``price.cost(tokens)`` (a router
+    #: sums the calls it made, each at its own model's price); None: price it by the provider
+    cost: float | None = None
+    #: model calls behind this answer (a cascade that escalated made more than one)
+    calls: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,9 @@ class Prediction:
     confidence: float | None = None
     seconds: float = 0.0
     model: str = ""
+    #: as Completion.cost and Completion.calls
+    cost: float | None = None
+    calls: int = 1
 
 
 @runtime_checkable

@@ -107,6 +107,8 @@ class LlamaEngine:
             weakref.WeakKeyDictionary()
         )
         self._grammars: dict[str, Any] = {}
+        self._vocab: Any = None
+        self._vocab_lock = threading.Lock()
 
     async def complete(self, request: CompletionRequest, name: str) -> Completion:
         loop = asyncio.get_running_loop()
@@ -275,6 +277,33 @@ class LlamaEngine:
             label_scores=dict(zip(labels, scores, strict=True)),
         )
 
+    def count_tokens(self, text: str) -> int:
+        """The number of tokens of ``text`` in the model's own vocabulary. A vocabulary-only
+        copy of the model does the counting (no weights, no context), so counting never
+        waits for a generation that holds the model."""
+        with self._vocab_lock:
+            if self._vocab is None:
+                self._vocab = self._load_vocab()
+            return len(self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def _load_vocab(self) -> Any:
+        try:
+            import llama_cpp
+
+            # the model without a context: the public Llama(vocab_only=True) makes a context
+            # too and logs a context-size warning (llama-cpp-python is pinned in the llm extra)
+            from llama_cpp._internals import LlamaModel
+        except ImportError as exc:
+            raise ProviderError(f"the local model needs llama-cpp-python: {_INSTALL}") from exc
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        try:
+            return LlamaModel(path_model=str(self.path), params=params, verbose=False)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ProviderError(
+                f"llama.cpp could not read the vocabulary of {self.path}: {exc}"
+            ) from exc
+
     def close(self) -> None:
         """Free the model; a later call loads it again."""
         with self._lock:
@@ -282,6 +311,10 @@ class LlamaEngine:
             self._grammars.clear()
         if llama is not None:
             llama.close()
+        with self._vocab_lock:
+            vocab, self._vocab = self._vocab, None
+        if vocab is not None:
+            vocab.close()
 
 
 class LlamaCppProvider:
@@ -295,6 +328,10 @@ class LlamaCppProvider:
 
     async def complete(self, request: CompletionRequest) -> Completion:
         return await self.engine.complete(request, self.name)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in this model's vocabulary (prompt compression budgets by it)."""
+        return self.engine.count_tokens(text)
 
     async def predict(self, features: Mapping[str, Any]) -> Prediction:
         raise ProviderError(

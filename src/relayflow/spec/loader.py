@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from relayflow.errors import Problem, SpecError
+from relayflow.spec.extends import KEY, Layered, attribute, base_path, merge
 from relayflow.spec.models import AGENT_CONFIGS, AgentConfig, Defaults, WorkflowSpec
 from relayflow.spec.validate import validate_workflow
 from relayflow.spec.yaml_lines import LineMap, Path_, parse_yaml
@@ -31,17 +32,25 @@ class Workflow:
     agents: tuple[AgentConfig, ...]
     depends_on: dict[str, tuple[str, ...]]
     lines: LineMap
+    #: the file that ``extends:`` names, when ``file`` is an overlay of it (relative paths
+    #: start at its folder)
+    extends: Path | None = None
 
     @property
     def base_dir(self) -> Path:
-        return self.file.parent
+        return (self.extends or self.file).parent
 
 
 def load_spec(path: str | Path) -> Workflow:
     """Read and validate ``path``. Raises SpecError listing every problem found."""
     file = Path(path)
+    return load_spec_text(_read(file), file)
+
+
+def _read(file: Path) -> str:
+    """The file's text, or a SpecError that says why it cannot be read."""
     try:
-        text = file.read_text(encoding="utf-8")
+        return file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([Problem(str(file), 0, "", "file not found", "check the path")]) from None
     except IsADirectoryError:
@@ -64,7 +73,6 @@ def load_spec(path: str | Path) -> Workflow:
                 )
             ]
         ) from None
-    return load_spec_text(text, file)
 
 
 def load_spec_text(text: str, file: Path) -> Workflow:
@@ -90,6 +98,11 @@ def load_spec_text(text: str, file: Path) -> Workflow:
             )
         )
         raise SpecError(problems)
+    layered: Layered | None = None
+    if KEY in data:
+        layered = _layered(data, lines, file, problems)
+        data, lines = layered.data, layered.lines
+    early = len(problems)  # these already name their file
     if "workflow" not in data:
         problems.append(
             Problem(
@@ -124,17 +137,99 @@ def load_spec_text(text: str, file: Path) -> Workflow:
                 failed_names.append(raw["name"])
 
     depends_on = _resolve_depends_on(agents)
+    root = layered.base if layered is not None else file
     problems.extend(
         validate_workflow(
-            spec, agents, depends_on, file, lines, positions=positions, other_names=failed_names
+            spec, agents, depends_on, root, lines, positions=positions, other_names=failed_names
         )
     )
+    if spec is not None and spec.variants:
+        from relayflow.spec.variants import validate_variants
+
+        problems.extend(
+            validate_variants(
+                spec,
+                agents,
+                depends_on,
+                root,
+                lines,
+                positions=positions,
+                other_names=failed_names,
+                known=problems,
+            )
+        )
+    if layered is not None:
+        problems[early:] = attribute(problems[early:], where, str(root), layered.owned)
     if problems:
         raise SpecError(sorted(set(problems), key=lambda p: _order(p, where)))
     assert spec is not None
-    name = spec.name or (file.parent.name if file.stem == "workflow" else file.stem)
+    # absolute: the folder of `workflow.yaml` given as a bare name is the current one
+    name = spec.name or (root.absolute().parent.name if root.stem == "workflow" else root.stem)
+    if layered is not None:
+        # the base's text counts: editing either file makes a new version
+        text = layered.base_text + "\0" + text
     version = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return Workflow(file.absolute(), name, version, spec, tuple(agents), depends_on, lines)
+    return Workflow(
+        file.absolute(),
+        name,
+        version,
+        spec,
+        tuple(agents),
+        depends_on,
+        lines,
+        root.absolute() if layered is not None else None,
+    )
+
+
+def _layered(data: dict[str, Any], lines: LineMap, file: Path, problems: list[Problem]) -> Layered:
+    """The base that ``extends:`` names, parsed, with ``data`` merged onto it. A problem with
+    ``extends:`` itself, or one in the base's YAML, is raised at once: nothing else can be
+    checked without the base."""
+    where, line = str(file), lines.line_of((KEY,))
+    value = data[KEY]
+    if not isinstance(value, str) or not value.strip():
+        problems.append(
+            Problem(where, line, KEY, f"must be a file path (got {_short(value)})",
+                    "write `extends: workflow.yaml` (relative to this file)")
+        )  # fmt: skip
+        raise SpecError(problems)
+    if "workflow" in data:
+        problems.append(
+            Problem(where, lines.line_of(("workflow",)), "workflow",
+                    "a file that extends another cannot list agents",
+                    f"change the agents in {value}, or remove `extends:`")
+        )  # fmt: skip
+        data = {k: v for k, v in data.items() if k != "workflow"}  # the base's agents are checked
+    base = base_path(file, value)
+    try:
+        base_text = _read(base)
+    except SpecError as exc:
+        problem = exc.problems[0]
+        problems.append(Problem(where, line, KEY, f"{problem.message}: {base}", problem.fix))
+        raise SpecError(problems) from None
+    try:
+        base_data, base_lines = parse_yaml(base_text)
+    except yaml.YAMLError as exc:
+        raise SpecError([*problems, _yaml_problem(exc, base_text, str(base))]) from None
+    if not isinstance(base_data, dict):
+        problems.append(
+            Problem(where, line, KEY, f"{base} is not a workflow (not a mapping)",
+                    "extend a workflow file, one that starts with `workflow:`")
+        )  # fmt: skip
+        raise SpecError(problems)
+    if KEY in base_data:
+        problems.append(
+            Problem(str(base), base_lines.line_of((KEY,)), KEY,
+                    "a file that another extends cannot extend a third",
+                    "extend the file at the root of the chain directly")
+        )  # fmt: skip
+        raise SpecError(problems)
+    problems.extend(
+        Problem(str(base), n, _dotted(path), "duplicate key", "keep one of them")
+        for path, n in base_lines.duplicates
+    )
+    merged, merged_lines, owned = merge(base_data, base_lines, data, lines)
+    return Layered(merged, merged_lines, base, base_text, owned)
 
 
 def _order(problem: Problem, where: str) -> tuple[bool, str, int, str, str]:

@@ -24,6 +24,9 @@ from relayflow.spec.validate_files import (
     validate_rulesets,
     validate_templates,
 )
+from relayflow.spec.validate_models import validate_models
+from relayflow.spec.validate_prompts import validate_prompts
+from relayflow.spec.validate_service import validate_services
 from relayflow.spec.yaml_lines import LineMap
 
 Deps = dict[str, tuple[str, ...]]
@@ -76,9 +79,14 @@ def validate_workflow(
     problems += validate_files(agents, base, where)
     if spec is not None:
         problems += _validate_models(spec, agents, where, lines, str(file))
+        problems += validate_models(spec.models, lines, str(file))
         problems += _validate_evaluate(spec, base, lines, str(file))
+        problems += _validate_access(spec, agents, lines, str(file))
+        problems += _validate_budget(spec, lines, str(file))
     problems += _validate_outputs(agents, where)
     problems += validate_templates(agents, base, where)
+    problems += validate_prompts(agents, where)
+    problems += validate_services(agents, where)
     problems += validate_rulesets(agents, base, where)
     problems += _validate_expressions(agents, where)
     return problems
@@ -205,6 +213,38 @@ def _validate_evaluate(spec: WorkflowSpec, base: Path, lines: LineMap, file: str
             f"file not found: {resolve_path(base, golden)}",
             "create the golden set or fix the path (relative to the YAML)",
         )
+    ]
+
+
+def _validate_access(
+    spec: WorkflowSpec, agents: list[AgentConfig], lines: LineMap, file: str
+) -> list[Problem]:
+    names = [a.name for a in agents]
+    return [
+        Problem(
+            file,
+            lines.line_of(("access", "sensitive", i)),
+            f"access.sensitive[{i}]",
+            f"no agent named {name!r}",
+            f"use one of: {', '.join(names)}",
+        )
+        for i, name in enumerate(spec.access.sensitive)
+        if name not in names
+    ]
+
+
+def _validate_budget(spec: WorkflowSpec, lines: LineMap, file: str) -> list[Problem]:
+    limits = spec.budget.limits if spec.budget else []
+    return [
+        Problem(
+            file,
+            lines.line_of(("budget", "limits", i)),
+            f"budget.limits[{i}]",
+            "the limit has no amount",
+            "add `currency: 5.00` (in the prices' unit) or `tokens: 100000`, or both",
+        )
+        for i, limit in enumerate(limits)
+        if limit.currency is None and limit.tokens is None
     ]
 
 

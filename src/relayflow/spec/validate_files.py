@@ -30,13 +30,21 @@ def _file_fields(agent: AgentConfig) -> list[tuple[str, str]]:
     if isinstance(agent, TransformConfig):
         return [("script", agent.script)]
     if isinstance(agent, InferenceConfig):
-        fields = [("prompt_template", agent.prompt_template)] if agent.prompt_template else []
+        template = agent.prompt_template
+        fields = [("prompt_template", _template_file(template))] if template else []
         if isinstance(agent.output_schema, str):
             fields.append(("output_schema", agent.output_schema))
         return fields
     if isinstance(agent, QualityCheckConfig) and agent.ruleset:
         return [("ruleset", agent.ruleset)]
     return []
+
+
+def _template_file(value: str) -> str:
+    """The file of ``prompt_template``, without a pinned label (``reply.jinja@production``;
+    a label that is not a valid name is reported by validate_prompts, not as a missing file)."""
+    path, _, label = value.rpartition("@")
+    return path if path and "/" not in label else value
 
 
 def resolve_path(base: Path, value: str) -> Path:
@@ -108,7 +116,7 @@ def validate_templates(agents: list[AgentConfig], base: Path, where: Where) -> l
             continue
         sources: list[tuple[str, str, Path | None]] = []
         if agent.prompt_template:
-            path = resolve_path(base, agent.prompt_template)
+            path = resolve_path(base, _template_file(agent.prompt_template))
             text = _read(path)
             if text is not None:
                 sources.append(("prompt_template", text, path))

@@ -11,7 +11,15 @@ from relayflow.spec.models import ModelSpec
 from relayflow.spec.yaml_lines import LineMap
 
 #: settings that only a router has
-ROUTER_ONLY = ("strategy", "candidates", "threshold", "weights", "fallbacks", "breaker")
+ROUTER_ONLY = (
+    "strategy",
+    "candidates",
+    "threshold",
+    "weights",
+    "fallbacks",
+    "breaker",
+    "outcomes",
+)
 STRATEGIES = ("cascade", "cheapest", "fastest", "most_accurate", "weighted")
 
 
@@ -96,6 +104,8 @@ def _check_router(alias: str, spec: ModelSpec, models: Mapping[str, ModelSpec], 
         _check_weights(alias, spec, at)
     elif spec.weights:
         at(alias, ("weights",), "weights apply to strategy weighted only", "remove them")
+    if spec.strategy != "most_accurate" and "outcomes" in spec.model_fields_set:
+        at(alias, ("outcomes",), "outcomes apply to strategy most_accurate only", "remove them")
     for name in ("model", "base_url", "api_key_env", "version"):
         if name in spec.model_fields_set:
             at(

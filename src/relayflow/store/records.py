@@ -74,3 +74,34 @@ class BatchRecord:
     runs: int
     created: float
     updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRecord:
+    """One step that called a model: what it used and cost, for ``relayflow costs``."""
+
+    workflow: str
+    run_id: str
+    step: str
+    model: str | None
+    started: float | None
+    input_tokens: int
+    output_tokens: int
+    model_calls: int
+    cost: float
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetAlertRecord:
+    """A soft budget limit crossed, or a hard one that refused ``count`` calls."""
+
+    scope: str
+    subject: str
+    period: str
+    span: str
+    kind: str
+    workflow: str
+    message: str
+    count: int
+    first: float
+    last: float

@@ -7,7 +7,14 @@ from sqlalchemy import Column, Float, Index, Integer, String, Table, Text
 
 from relayflow.store.schema import metadata
 
-__all__ = ["metadata", "model_events", "model_versions", "retrain_state"]
+__all__ = [
+    "metadata",
+    "model_events",
+    "model_versions",
+    "prompt_uses",
+    "retrain_state",
+    "version_labels",
+]
 
 #: one row per registered version; ``version`` is the sha256 prefix of the artifact's bytes
 model_versions = Table(
@@ -39,6 +46,28 @@ model_events = Table(
     Column("note", Text, nullable=False),
     Column("ts", Float, nullable=False),
     Index("ix_model_events_name", "name", "event_id"),
+)
+
+#: human labels (``v3``, ``staging``): each points at one version of a name; moving one is a
+#: ``label`` row in ``model_events``. ``production`` is not stored here: it is the status above.
+version_labels = Table(
+    "version_labels",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("label", String(64), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+#: which workflow used which prompt version (registered when a run starts), first and last seen
+prompt_uses = Table(
+    "prompt_uses",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("workflow", String(200), primary_key=True),
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
 )
 
 #: a retrain step's drift detector and schedule counters, checkpointed as JSON

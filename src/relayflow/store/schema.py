@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     Index,
@@ -126,4 +127,121 @@ batches = Table(
     Column("runs", Integer, nullable=False),
     Column("created", Float, nullable=False),
     Column("updated", Float, nullable=False),
+)
+
+# ---- the server (relayflow serve) -------------------------------------------------------------
+
+#: every registered version of a workflow; ``version`` is the content hash of its YAML
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("file", Text, nullable=False),  # where it loads from: its folder resolves paths
+    Column("text", Text, nullable=False),
+    Column("registered_by", String(200)),
+    Column("created", Float, nullable=False),
+    Index("ix_workflow_versions_created", "name", "created"),
+)
+
+#: runs submitted to the server: who submitted them (budgets charge that token), so a restarted
+#: server picks up its own queued and running runs, and only those
+server_runs = Table(
+    "server_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("workflow", String(200), nullable=False),
+    Column("workflow_version", String(64), nullable=False),
+    Column("token_id", String(64)),
+    Column("created", Float, nullable=False),
+)
+
+#: API tokens: only a hash of the secret is kept; ``grants`` is JSON [{workflow, role, …}]
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("hash", String(128), nullable=False, unique=True),
+    Column("grants", Text, nullable=False),
+    Column("team", String(200)),
+    Column("created", Float, nullable=False),
+    Column("revoked", Float),
+)
+
+#: every request refused for lack of a role (403) or with an unknown token (401)
+denials = Table(
+    "denials",
+    metadata,
+    Column("denial_id", String(64), primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("token_id", String(64)),
+    Column("token_name", String(200)),
+    Column("action", String(40), nullable=False),
+    Column("workflow", String(200)),
+    Column("needed", String(200), nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_denials_ts", "ts"),
+)
+
+#: who is looking at a review item now (the review queue's claim)
+review_claims = Table(
+    "review_claims",
+    metadata,
+    Column("review_id", String(300), primary_key=True),
+    Column("claimed_by", String(200), nullable=False),
+    Column("token_id", String(64)),
+    Column("claimed", Float, nullable=False),
+)
+
+# ---- budgets (govern/ledger.py) ---------------------------------------------------------------
+# Amounts of money are integers in billionths of the prices' unit: sums are exact, and a limit
+# of 0.10 admits exactly ten calls of 0.01.
+
+#: what each budget subject (a workflow, a team, a token) spent in one period (``span``:
+#: ``2026-11-25``, ``2026-11`` or ``all``)
+budget_counters = Table(
+    "budget_counters",
+    metadata,
+    Column("scope", String(10), primary_key=True),
+    Column("subject", String(200), primary_key=True),
+    Column("period", String(10), primary_key=True),
+    Column("span", String(10), primary_key=True),
+    Column("cost_nanos", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("calls", BigInteger, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+#: the worst-case cost of model calls in flight, held against each counter they count on until
+#: the call settles; a hold of a process that died stops counting at ``expires``
+budget_holds = Table(
+    "budget_holds",
+    metadata,
+    Column("hold_id", String(32), primary_key=True),
+    Column("scope", String(10), primary_key=True),
+    Column("subject", String(200), primary_key=True),
+    Column("period", String(10), primary_key=True),
+    Column("span", String(10), primary_key=True),
+    Column("cost_nanos", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("expires", Float, nullable=False),
+    Index("ix_budget_holds_counter", "scope", "subject", "period", "span"),
+)
+
+#: a soft limit crossed or a hard limit that refused a call, once per counter and ``kind``
+#: (``soft currency``, ``hard tokens`` …); ``count`` is how many calls it refused
+budget_alerts = Table(
+    "budget_alerts",
+    metadata,
+    Column("scope", String(10), primary_key=True),
+    Column("subject", String(200), primary_key=True),
+    Column("period", String(10), primary_key=True),
+    Column("span", String(10), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("workflow", String(200), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("first", Float, nullable=False),
+    Column("last", Float, nullable=False),
 )

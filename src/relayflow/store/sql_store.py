@@ -25,7 +25,7 @@ from relayflow.store import schema
 from relayflow.store.cache import StepCache
 from relayflow.store.journal import Journal, discard, orphaned_logs
 from relayflow.store.reads import StoreReads
-from relayflow.store.rows import Write, writes_for
+from relayflow.store.rows import Write, run_started_row, writes_for
 from relayflow.store.statements import Statement, Statements, dumps
 
 
@@ -122,6 +122,25 @@ class SqlStore(StoreReads):
             "created": time.time(),
         }
         self._buffer.append((self.statements.feedback_insert, row))
+        self.flush()
+
+    def record_queued(
+        self,
+        run_id: str,
+        workflow: str,
+        workflow_version: str,
+        data: Mapping[str, Any],
+        *,
+        batch_id: str | None = None,
+        item_key: str | None = None,
+    ) -> None:
+        """Record a run accepted but not started yet (status ``queued``), committed now: the
+        server's worker pool starts it, after a restart too. Its RunStarted moves it on."""
+        now = time.time()
+        row = run_started_row(
+            ev.RunStarted(run_id, workflow, workflow_version, data, now, batch_id, item_key)
+        )
+        self._buffer.append((self.statements.run_started, {**row, "status": "queued"}))
         self.flush()
 
     def _durable(self) -> asyncio.Future[None] | None:
