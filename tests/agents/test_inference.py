@@ -384,3 +384,44 @@ def test_calibration_needs_a_score_for_every_label(tmp_path: Path) -> None:
 def test_calibrate_is_rejected_outside_label_mode(tmp_path: Path) -> None:
     with pytest.raises(AgentError, match="calibrate: true works on output: label only"):
         build(tmp_path, FakeProvider(), prompt="x", calibrate=True)
+
+
+def test_a_router_is_keyed_by_the_step_and_reads_its_outcomes_from_the_store(
+    tmp_path: Path,
+) -> None:
+    from relayflow.models.context import request_type
+    from relayflow.models.router import Metrics, Route, RouterProvider
+    from relayflow.spec.loader import load_spec
+
+    file = tmp_path / "wf.yaml"
+    file.write_text(
+        "name: wf\nworkflow:\n  - {name: infer, type: inference, model: r, prompt: hi}\n",
+        encoding="utf-8",
+    )
+    a = FakeProvider([completion("from a")], name="a", version="a-1")
+    b = FakeProvider([completion("from b")], name="b", version="b-1")
+    router = RouterProvider(
+        "r", "most_accurate", [Route("a", a, None), Route("b", b, None)], metrics=Metrics()
+    )
+    router.min_outcomes = 1
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    ctx = BuildContext(
+        base_dir=tmp_path,
+        workflow_file=file,
+        get_provider=lambda alias: router,
+        store_url=url,
+        workflow=load_spec(file),
+    )
+    agent = InferenceAgent(
+        InferenceConfig(name="infer", type="inference", model="r", prompt="hi", output_field="x"),
+        ctx,
+    )
+    asyncio.run(agent.prepare())
+    feed = router._feed_of[("wf", "infer")]
+    assert feed.url == url and feed.loads == 1
+    assert feed._watched == {"wf": {"infer": "x"}}
+    router.record_outcome("b", True, ("wf", "infer"))  # judged under the step's type only
+    result = run(agent, {})
+    assert result.data["x"] == "from b" and result.versions["answered_by"] == "b=fake-model"
+    assert request_type.get() is None
+    asyncio.run(router.close())

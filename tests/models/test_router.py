@@ -15,6 +15,7 @@ from relayflow.errors import ProviderError, ProviderTimeout, SpecError
 from relayflow.models import registry
 from relayflow.models.base import Completion, CompletionRequest, Prediction, Price, Provider
 from relayflow.models.breaker import CircuitBreaker, reset_breakers
+from relayflow.models.context import request_type
 from relayflow.models.registry import build_provider, close_all
 from relayflow.models.router import WARMUP_CALLS, Metrics, Route, RouterProvider
 from relayflow.spec.loader import load_spec
@@ -186,7 +187,7 @@ def test_fastest_cold_start_follows_the_declared_order() -> None:
 
 def test_most_accurate_ranks_on_recorded_outcomes() -> None:
     a, b = Scripted("a"), Scripted("b")
-    r = router("most_accurate", [a, b])
+    r = router("most_accurate", [a, b], min_outcomes=3)
     assert ask(r).model == "a=a-v1"  # nothing judged: declared order
     for correct in (True, False, False):
         r.record_outcome("a", correct)
@@ -354,6 +355,12 @@ def test_validation_reports_a_routing_cycle_once(tmp_path: Path) -> None:
         ("{provider: router, strategy: fastest, candidates: [a], threshold: 0.5}", "models.r.thr"),
         ("{provider: router, strategy: fastest, candidates: [a], model: x}", "models.r.model: a "),
         ("{provider: sklearn, model: m.joblib, candidates: [a]}", "models.r.candidates: `candid"),
+        ("{provider: router, strategy: fastest, candidates: [a], outcomes: {}}", "models.r.outc"),
+        ("{provider: sklearn, model: m.joblib, outcomes: {minimum: 5}}", "models.r.outcomes: `o"),
+        (
+            "{provider: router, strategy: most_accurate, candidates: [a], outcomes: {minimum: 0}}",
+            "models.r.outcomes.minimum",
+        ),
     ],
 )
 def test_validation_of_router_settings(tmp_path: Path, entry: str, message: str) -> None:
@@ -461,3 +468,323 @@ def test_build_provider_refuses_a_router_cycle_it_was_not_validated_for(tmp_path
 
 def test_registry_keeps_no_router_after_close_all() -> None:
     assert not any(key[0] == "router" for key in registry._providers)
+
+
+# outcomes: the request type of a step, the run store's reviews and labels, the minimum
+
+
+def test_the_step_sets_the_request_type_of_its_calls() -> None:
+    a, b = Scripted("a"), Scripted("b")
+    r = router("most_accurate", [a, b], min_outcomes=3)
+    for _ in range(3):
+        r.record_outcome("a", False, ("wf", "triage"))
+        r.record_outcome("b", True, ("wf", "triage"))
+        r.record_outcome("a", True, ("wf", "reply"))
+        r.record_outcome("b", False, ("wf", "reply"))
+
+    def ask_for(step: str | None) -> str:
+        async def call() -> str:
+            token = request_type.set(("wf", step) if step else None)
+            try:
+                return (await r.complete(ASK)).model
+            finally:
+                request_type.reset(token)
+
+        return asyncio.run(call())
+
+    assert ask_for("triage") == "b=b-v1"
+    assert ask_for("reply") == "a=a-v1"
+    assert ask_for(None) == "a=a-v1"  # no step: keyed by the request's shape, never judged
+    assert request_type.get() is None
+    # latency and cost are recorded under the step's type too
+    assert r.metrics.get("b@b-v1", ("wf", "triage")).calls == 1
+    assert r.metrics.get("a@a-v1", _kind(ASK)).calls == 1
+
+
+def test_a_candidate_needs_the_minimum_of_outcomes_to_rank_on_accuracy() -> None:
+    a, b, c = Scripted("a"), Scripted("b"), Scripted("c")
+    r = router("most_accurate", [a, b, c], min_outcomes=3)
+    for correct in (True, True):
+        r.record_outcome("a", correct, _kind(ASK))
+    for correct in (True, False, False):
+        r.record_outcome("b", correct, _kind(ASK))
+    # b (1 of 3 right) has enough outcomes, a (2 of 2) not yet: b first, then declared order
+    assert [route.alias for route in r._most_accurate(_kind(ASK), ASK)] == ["b", "a", "c"]
+    r.record_outcome("a", False, _kind(ASK))  # 2 of 3: (2 + 1) / 5 = 0.6 beats (1 + 1) / 5
+    assert ask(r).model == "a=a-v1"
+
+
+def _reviewed(url: str, step: str, answers: Sequence[tuple[str, str, str]]) -> None:
+    """Rows as the run store writes them: a finished step of workflow ``wf`` answered by a
+    router candidate (``answered_by``, its answer), and its run's review (approve/correct)."""
+    import json
+    import uuid
+
+    from sqlalchemy import insert
+
+    from relayflow.learn.storage import open_engine
+    from relayflow.store import schema
+
+    engine = open_engine(url, create=True)
+    with engine.begin() as conn:
+        for answered_by, answer, decision in answers:
+            run_id = uuid.uuid4().hex
+            seen = {"text": "hi", "label": answer}
+            decided = seen if decision == "approve" else {**seen, "label": f"not {answer}"}
+            conn.execute(
+                insert(schema.steps).values(
+                    run_id=run_id, step=step, agent_type="inference", status="finished",
+                    attempt=1, actor="agent", output=json.dumps(seen), input_tokens=10,
+                    output_tokens=2, model_calls=1, model_seconds=0.01, cost=0.0,
+                    versions=json.dumps({"model": "r", "answered_by": answered_by}),
+                    flags="[]",
+                )
+            )  # fmt: skip
+            conn.execute(
+                insert(schema.reviews).values(
+                    review_id=f"{run_id}:check", run_id=run_id, step="check", workflow="wf",
+                    status="corrected", reason="", input=json.dumps(seen),
+                    output=json.dumps(seen), decision=decision,
+                    decided_output=json.dumps(decided), created=0.0, decided=0.0,
+                )
+            )  # fmt: skip
+    engine.dispose()
+
+
+def test_store_outcomes_are_read_again_only_after_the_refresh_interval(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    _reviewed(url, "ask", [("b=b-v1", "yes", "approve")] * 3)
+    now = [0.0]
+    a, b = Scripted("a"), Scripted("b")
+    r = router("most_accurate", [a, b], min_outcomes=3, refresh=60.0, clock=lambda: now[0])
+
+    def ask_step() -> str:
+        async def call() -> str:
+            token = request_type.set(("wf", "ask"))
+            try:
+                return (await r.complete(ASK)).model
+            finally:
+                request_type.reset(token)
+
+        # asyncio.run waits for the worker thread of a read it started
+        return asyncio.run(call())
+
+    asyncio.run(r.watch(url, "wf", "ask", "label"))
+    feed = r._feed_of[("wf", "ask")]
+    assert feed.loads == 1 and feed.tallies(("wf", "ask")) == {"b=b-v1": (3, 3)}
+    assert ask_step() == "b=b-v1"
+    # b is now wrong 10 times, a right 5 times
+    _reviewed(url, "ask", [("b=b-v1", "yes", "correct")] * 10 + [("a=a-v1", "no", "approve")] * 5)
+    now[0] = 59.0
+    assert ask_step() == "b=b-v1" and feed.loads == 1  # not due: the store is not read
+    now[0] = 61.0
+    assert ask_step() == "b=b-v1"  # due: a read starts, this call does not wait for it
+    assert feed.loads == 2
+    assert ask_step() == "a=a-v1"
+    assert feed.tallies(("wf", "ask")) == {"b=b-v1": (3, 13), "a=a-v1": (5, 5)}
+    asyncio.run(r.close())
+
+
+def test_other_strategies_do_not_read_the_store(tmp_path: Path) -> None:
+    r = router("cheapest", [Scripted("a")])
+    asyncio.run(r.watch(f"sqlite:///{tmp_path / 'none.db'}", "wf", "ask", "label"))
+    assert not r._feeds and not (tmp_path / "none.db").exists()
+
+
+def test_read_outcomes_judges_by_hand_labels_then_reviews_that_saw_the_answer(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from sqlalchemy import insert
+
+    from relayflow.learn.storage import open_engine
+    from relayflow.models.outcomes import read_outcomes
+    from relayflow.store import schema
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    engine = open_engine(url, create=True)
+
+    def step(run_id: str, answered_by: str | None, label: str) -> dict[str, Any]:
+        versions = {"answered_by": answered_by} if answered_by else {}
+        return dict(
+            run_id=run_id, step="ask", agent_type="inference", status="finished", attempt=1,
+            actor="agent", output=json.dumps({"label": label}), input_tokens=0,
+            output_tokens=0, model_calls=1, model_seconds=0.0, cost=0.0,
+            versions=json.dumps(versions), flags="[]",
+        )  # fmt: skip
+
+    def review(run_id: str, seen: str, decision: str, decided: str) -> dict[str, Any]:
+        return dict(
+            review_id=f"{run_id}:check", run_id=run_id, step="check", workflow="wf",
+            status="done", reason="", input="{}", output=json.dumps({"label": seen}),
+            decision=decision, decided_output=json.dumps({"label": decided}), created=0.0,
+            decided=0.0,
+        )  # fmt: skip
+
+    def label(run_id: str, value: Any, at_step: str | None) -> dict[str, Any]:
+        return dict(
+            feedback_id=f"manual:{run_id}", workflow="wf", run_id=run_id, step=at_step,
+            label=json.dumps(value), source="manual", created=1.0,
+        )  # fmt: skip
+
+    with engine.begin() as conn:
+        conn.execute(
+            insert(schema.steps),
+            [
+                step("r1", "a=v1", "spam"),  # approved
+                step("r2", "a=v1", "spam"),  # corrected to ham
+                step("r3", "a=v1", "Spam "),  # corrected, but this field kept (normalised)
+                step("r4", "a=v1", "spam"),  # reviewer saw another value: not judged
+                step("r5", "a=v1", "spam"),  # hand label ham wins over the approval
+                step("r6", "b=v2", "ham"),  # hand label for the whole run: {"label": "ham"}
+                step("r7", None, "spam"),  # not routed
+                step("r8", "gate=small=v1", "ham"),  # a nested router's answer
+            ],
+        )
+        conn.execute(
+            insert(schema.reviews),
+            [
+                review("r1", "spam", "approve", "spam"),
+                review("r2", "spam", "correct", "ham"),
+                review("r3", "spam", "correct", "spam"),
+                review("r4", "ham", "approve", "ham"),
+                review("r5", "spam", "approve", "spam"),
+                review("r7", "spam", "correct", "ham"),
+                review("r8", "ham", "approve", "ham"),
+            ],
+        )
+        conn.execute(
+            insert(schema.feedback),
+            [label("r5", {"label": "ham"}, "ask"), label("r6", {"label": "ham"}, None)],
+        )
+    found = read_outcomes(engine, "wf", {"ask": "label"})
+    engine.dispose()
+    assert found == {
+        "ask": {
+            "a=v1": (2, 4),
+            "b=v2": (1, 1),
+            "gate=small=v1": (1, 1),
+            "gate=*": (1, 1),
+        }
+    }
+    assert read_outcomes(open_engine(url), "other", {"ask": "label"}) == {}
+
+
+ROUTED = """\
+name: routed
+models:
+  a: {{provider: sklearn, model: a.joblib}}
+  b: {{provider: sklearn, model: b.joblib}}
+  gate: {{provider: router, {router}}}
+workflow:
+  - {{name: first, type: inference, model: gate, features: [x], output_field: first}}
+  - {{name: second, type: inference, model: gate, features: [x], output_field: second}}
+  - {{name: check, type: human_review, when: "true"}}
+"""
+
+
+def test_reviews_in_the_run_store_make_most_accurate_pick_per_step(tmp_path: Path) -> None:
+    """Real runs, reviews and candidates: b is right on step ``first`` and wrong on
+    ``second``, a the reverse; most_accurate then routes each step to its better model."""
+    pytest.importorskip("sklearn")
+    from sklearn.linear_model import LogisticRegression
+
+    import relayflow
+
+    _train(tmp_path, "a", LogisticRegression())
+    _train(tmp_path, "b", LogisticRegression(C=10.0))
+    store = str(tmp_path / "runs.db")
+
+    def flip(value: Any) -> str:
+        return "no" if value == "yes" else "yes"
+
+    async def history(router_yaml: str, wrong: str) -> set[str]:
+        """Run 6 items through a router that always takes its first candidate's answer; the
+        reviewer corrects step ``wrong``'s answer and keeps the other step's. Who answered."""
+        file = tmp_path / "wf.yaml"
+        file.write_text(ROUTED.format(router=router_yaml), encoding="utf-8")
+        answered: set[str] = set()
+        async with relayflow.Runner(relayflow.load_workflow(file), store=store) as runner:
+            for i in range(6):
+                parked = await runner.run({"x": i / 5})
+                assert parked.status == "waiting_review"
+                steps = {s.step: s for s in runner.store.steps(parked.run_id)}
+                answered |= {
+                    steps[name].versions["answered_by"][:1] for name in ("first", "second")
+                }
+                seen = steps["check"].output
+                fixed = {**seen, wrong: flip(seen[wrong])}
+                await runner.decide(parked.run_id, "check", "correct", fixed)
+        return answered
+
+    # a answers everything (a cascade that accepts any answer), then b does
+    cascade = "strategy: cascade, threshold: 0, candidates: "
+    assert asyncio.run(history(cascade + "[a, b]", "first")) == {"a"}
+    assert asyncio.run(history(cascade + "[b, a]", "second")) == {"b"}
+
+    file = tmp_path / "wf.yaml"
+    file.write_text(
+        ROUTED.format(router="strategy: most_accurate, candidates: [a, b], outcomes: {minimum: 6}"),
+        encoding="utf-8",
+    )
+
+    async def routed() -> dict[str, str]:
+        async with relayflow.Runner(relayflow.load_workflow(file), store=store) as runner:
+            parked = await runner.run({"x": 0.3})
+            steps = runner.store.steps(parked.run_id)
+            return {s.step: s.versions.get("answered_by", "") for s in steps}
+
+    answered = asyncio.run(routed())
+    assert answered["first"].startswith("b=b.joblib@")
+    assert answered["second"].startswith("a=a.joblib@")
+
+
+def test_a_repeated_lookup_reuses_the_router_until_a_candidate_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("sklearn")
+    import os
+
+    from sklearn.linear_model import LogisticRegression
+
+    path = _train(tmp_path, "small", LogisticRegression())
+    spec = _spec(
+        """\
+        models:
+          small: {provider: sklearn, model: small.joblib}
+          gate: {provider: router, strategy: fastest, candidates: [small]}
+        workflow:
+          - {name: score, type: inference, model: gate, features: [x]}
+        """,
+        tmp_path,
+    )
+    builds: list[str] = []
+    full = registry._build
+
+    def counted(alias: str, *args: Any) -> Any:
+        builds.append(alias)
+        return full(alias, *args)
+
+    monkeypatch.setattr(registry, "_build", counted)
+    gate = build_provider("gate", spec.models["gate"], tmp_path)
+    assert all(build_provider("gate", spec.models["gate"], tmp_path) is gate for _ in range(3))
+    assert builds == ["gate", "small"]  # the router, and its candidate once
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # promoted in place
+    again = build_provider("gate", spec.models["gate"], tmp_path)
+    assert again is not gate and builds == ["gate", "small"] * 2
+    path.unlink()
+    with pytest.raises(ProviderError, match="model file .* does not exist"):
+        build_provider("gate", spec.models["gate"], tmp_path)
+
+
+def test_a_store_that_cannot_be_read_leaves_the_declared_order(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    r = router("most_accurate", [Scripted("a"), Scripted("b")], min_outcomes=1)
+    asyncio.run(r.watch(f"sqlite:///{tmp_path}", "wf", "ask", "label"))  # a folder, not a file
+    assert r._feed_of[("wf", "ask")].loads == 0
+    assert "router outcomes: cannot read" in caplog.text
+    assert ask(r).model == "a=a-v1"
+    asyncio.run(r.close())

@@ -27,7 +27,7 @@ _engines: dict[tuple[Any, ...], LlamaEngine] = {}
 _HEAD = 1 << 20
 
 #: model files a built provider depends on, with the ``_stat`` each had then
-_Files = tuple[tuple[Path, tuple[int, int]], ...]
+_Files = tuple[tuple[str, tuple[int, int]], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +184,7 @@ def _llama(alias: str, spec: ModelSpec, base_dir: Path) -> tuple[Provider, _File
             )
             _engines[engine_key] = engine
         _providers[key] = LlamaCppProvider(alias, engine, _price(spec))
-    return _providers[key], ((path, stat),)
+    return _providers[key], ((str(path), stat),)
 
 
 def _openai(alias: str, spec: ModelSpec) -> Provider:
@@ -224,7 +224,7 @@ def _sklearn(alias: str, spec: ModelSpec, base_dir: Path) -> tuple[Provider, _Fi
             price=_price(spec),
             features=[str(f) for f in features] if isinstance(features, list) else None,
         )
-    return _providers[key], ((path, stat),)
+    return _providers[key], ((str(path), stat),)
 
 
 def _router(
@@ -244,7 +244,7 @@ def _router(
         )
     if spec.strategy is None:
         raise ProviderError(f"models.{alias}: a router needs a strategy")
-    files: list[tuple[Path, tuple[int, int]]] = []
+    files: list[tuple[str, tuple[int, int]]] = []
 
     def route(name: str) -> Route:
         member = models.get(name)

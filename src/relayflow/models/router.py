@@ -7,10 +7,15 @@ Strategies: ``cascade`` (ask the candidates in order until an answer's confidenc
 (ProviderError, a timeout, an open circuit breaker) passes the call to the next one in the
 strategy's order, then to ``fallbacks``. Each candidate has a circuit breaker per process.
 
-Metrics are kept per (request type, candidate). The request type is the shape of the request,
-which is fixed per step: for a completion its system prompt, labels, whether it has an output
-schema, and max_tokens; for a prediction its feature names. Every candidate's record is its
-alias and version, so a retrained model starts afresh.
+Metrics are kept per (request type, candidate). The request type is the inference step the
+call is for, ``(workflow, step)``, which the agent sets in ``models.context.request_type``;
+outside a step it is the shape of the request: for a completion its system prompt, labels,
+whether it has an output schema, and max_tokens; for a prediction its feature names. Every
+candidate's record is its alias and version, so a retrained model starts afresh.
+
+``most_accurate`` ranks on outcomes: those fed in-process (``record_outcome``) plus those the
+run store holds for the step (review decisions and labels, models/outcomes.py), which the
+inference agent asks the router to ``watch``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from typing import Any, ClassVar, TypeVar
 from relayflow.errors import ProviderError
 from relayflow.models.base import Completion, CompletionRequest, Prediction, Price, Provider
 from relayflow.models.breaker import CircuitBreaker
+from relayflow.models.context import request_type
+from relayflow.models.outcomes import OutcomeFeed, Tallies
 
 T = TypeVar("T", Completion, Prediction)
 
@@ -36,6 +43,10 @@ EWMA_ALPHA = 0.2
 WARMUP_CALLS = 3
 #: request types remembered per candidate (a workflow has a handful; this bounds a misuse)
 MAX_TYPES = 1024
+#: most_accurate: judged answers a candidate needs before its accuracy ranks it
+MIN_OUTCOMES = 20
+#: most_accurate: seconds between two reads of the run store's outcomes
+REFRESH_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -62,11 +73,6 @@ class CandidateStats:
             self.input_tokens += a * (input_tokens - self.input_tokens)
             self.output_tokens += a * (output_tokens - self.output_tokens)
         self.calls += 1
-
-    @property
-    def accuracy(self) -> float | None:
-        """Share of judged answers that were right, with a Laplace prior (None: never judged)."""
-        return None if self.judged == 0 else (self.correct + 1) / (self.judged + 2)
 
 
 class Metrics:
@@ -132,7 +138,7 @@ class RouterProvider:
 
     #: tells the inference agent to record ``versions.answered_by`` (the answer's ``model``)
     routes: ClassVar[bool] = True
-    _order: Callable[[Hashable, str], Sequence[Route]]
+    _order: Callable[[Hashable, CompletionRequest | None], Sequence[Route]]
 
     def __init__(
         self,
@@ -145,6 +151,9 @@ class RouterProvider:
         weights: Mapping[str, float] | None = None,
         timeout: float | None = None,
         metrics: Metrics = METRICS,
+        min_outcomes: int = MIN_OUTCOMES,
+        refresh: float = REFRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not candidates:
             raise ProviderError(f"models.{name}: a router needs at least one candidate")
@@ -158,6 +167,12 @@ class RouterProvider:
         self.threshold = threshold
         self.timeout = timeout
         self.metrics = metrics
+        self.min_outcomes = min_outcomes
+        self.refresh = refresh
+        self._clock = clock
+        #: the run stores' outcomes: one feed per store URL, and the feed of each request type
+        self._feeds: dict[str, OutcomeFeed] = {}
+        self._feed_of: dict[Hashable, OutcomeFeed] = {}
         self.price: Price = self.candidates[0].provider.price
         self._weights = [float((weights or {}).get(r.alias, 1.0)) for r in self.candidates]
         if strategy == "weighted" and sum(w for w in self._weights if w > 0) <= 0:
@@ -188,26 +203,39 @@ class RouterProvider:
     # ---- the Provider protocol --------------------------------------------------------------
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        kind = (
+        kind: Hashable = request_type.get() or (
             "complete",
             request.system,
             tuple(request.labels or ()),
             request.json_schema is not None,
             request.max_tokens,
         )
-        return await self._route(
-            kind, request.prompt, lambda p: p.complete(request), _completion_usage
-        )
+        return await self._route(kind, request, lambda p: p.complete(request), _completion_usage)
 
     async def predict(self, features: Mapping[str, Any]) -> Prediction:
-        kind = ("predict", tuple(features))
-        return await self._route(kind, "", lambda p: p.predict(features), _prediction_usage)
+        kind: Hashable = request_type.get() or ("predict", tuple(features))
+        return await self._route(kind, None, lambda p: p.predict(features), _prediction_usage)
 
     async def close(self) -> None:
         # the candidates are shared providers of the registry; close_all closes them
-        return None
+        for feed in self._feeds.values():
+            feed.close()
 
     # ---- outcomes ---------------------------------------------------------------------------
+
+    async def watch(self, store_url: str, workflow: str, step: str, field: str) -> None:
+        """Rank on the outcomes that the store at ``store_url`` holds for ``step`` of
+        ``workflow`` (its answer in ``field``): read now, then again at most every
+        ``refresh`` seconds. Only ``most_accurate`` reads them; other strategies ignore this."""
+        if self.strategy != "most_accurate":
+            return
+        feed = self._feeds.get(store_url)
+        if feed is None:
+            feed = OutcomeFeed(store_url, refresh=self.refresh, clock=self._clock)
+            self._feeds[store_url] = feed
+        feed.watch(workflow, step, field)
+        self._feed_of[(workflow, step)] = feed
+        await feed.load()
 
     def record_outcome(
         self, alias: str, correct: bool, request_type: Hashable | None = None
@@ -229,16 +257,20 @@ class RouterProvider:
 
     # ---- orders -----------------------------------------------------------------------------
 
-    def _declared(self, kind: Hashable, prompt: str) -> Sequence[Route]:
+    def _declared(self, kind: Hashable, request: CompletionRequest | None) -> Sequence[Route]:
         return self.candidates
 
-    def _cheapest(self, kind: Hashable, prompt: str) -> Sequence[Route]:
+    def _cheapest(self, kind: Hashable, request: CompletionRequest | None) -> Sequence[Route]:
         records = [self.metrics.get(r.key, kind) for r in self.candidates]
         seen = [s for s in records if s.calls]
         # tokens of a request type hardly depend on the model: borrow a peer's record, else
         # guess (4 characters a token in, max_tokens out)
-        peer_in = seen[0].input_tokens if seen else len(prompt) / 4
-        peer_out = seen[0].output_tokens if seen else _max_tokens(kind)
+        if seen:
+            peer_in, peer_out = seen[0].input_tokens, seen[0].output_tokens
+        elif request is not None:
+            peer_in, peer_out = len(request.prompt) / 4, request.max_tokens
+        else:
+            peer_in, peer_out = 0, 0
 
         def expected(index: int) -> tuple[float, int]:
             stats, price = records[index], self.candidates[index].provider.price
@@ -248,7 +280,7 @@ class RouterProvider:
 
         return [self.candidates[i] for _, i in sorted(map(expected, range(len(records))))]
 
-    def _fastest(self, kind: Hashable, prompt: str) -> Sequence[Route]:
+    def _fastest(self, kind: Hashable, request: CompletionRequest | None) -> Sequence[Route]:
         records = [self.metrics.get(r.key, kind) for r in self.candidates]
         # cold start: each candidate in declared order gets WARMUP_CALLS calls to be timed
         for index, stats in enumerate(records):
@@ -257,16 +289,30 @@ class RouterProvider:
         order = sorted(range(len(records)), key=lambda i: (records[i].latency, i))
         return [self.candidates[i] for i in order]
 
-    def _most_accurate(self, kind: Hashable, prompt: str) -> Sequence[Route]:
-        records = [self.metrics.get(r.key, kind) for r in self.candidates]
+    def _most_accurate(self, kind: Hashable, request: CompletionRequest | None) -> Sequence[Route]:
+        """Candidates with ``min_outcomes`` judged answers, most accurate first (Beta(1, 1)
+        posterior mean: (right + 1) / (judged + 2); ties keep the declared order), then the
+        others in declared order."""
+        feed = self._feed_of.get(kind) if self._feed_of else None
+        stored: Tallies | None = None
+        if feed is not None and isinstance(kind, tuple):
+            stored = feed.tallies(kind)
+        ranked: list[tuple[float, int]] = []
+        unproven: list[int] = []
+        for index, route in enumerate(self.candidates):
+            stats = self.metrics.get(route.key, kind)
+            correct, judged = stats.correct, stats.judged
+            if stored:
+                more_correct, more_judged = stored.get(_answer_name(route), (0, 0))
+                correct, judged = correct + more_correct, judged + more_judged
+            if judged >= self.min_outcomes:
+                ranked.append((-(correct + 1) / (judged + 2), index))
+            else:
+                unproven.append(index)
+        ranked.sort()
+        return [self.candidates[i] for i in (*(i for _, i in ranked), *unproven)]
 
-        def rank(index: int) -> tuple[float, int]:
-            accuracy = records[index].accuracy
-            return (-(accuracy if accuracy is not None else -1.0), index)
-
-        return [self.candidates[i] for i in sorted(range(len(records)), key=rank)]
-
-    def _weighted(self, kind: Hashable, prompt: str) -> Sequence[Route]:
+    def _weighted(self, kind: Hashable, request: CompletionRequest | None) -> Sequence[Route]:
         # smooth weighted round-robin (nginx): exact shares, spread out, no randomness
         with self._wrr_lock:
             total = 0.0
@@ -288,11 +334,11 @@ class RouterProvider:
     async def _route(
         self,
         kind: Hashable,
-        prompt: str,
+        request: CompletionRequest | None,
         call: Callable[[Provider], Awaitable[T]],
         usage: Callable[[T, Route], tuple[float, int, int]],
     ) -> T:
-        order: Sequence[Route] = self._order(kind, prompt)
+        order: Sequence[Route] = self._order(kind, request)
         cascade = self.strategy == "cascade"
         threshold = self.threshold or 0.0
         spent = _Spent()
@@ -412,11 +458,15 @@ def _prediction_usage(result: Prediction, route: Route) -> tuple[float, int, int
     return (route.provider.price.cost(0, 0) if result.cost is None else result.cost), 0, 0
 
 
+def _answer_name(route: Route) -> str:
+    """How the store names the route's answers (``versions.answered_by``); a nested router's
+    answers name the candidate under it too, so they count under ``alias=*``."""
+    if getattr(route.provider, "routes", False):
+        return f"{route.alias}=*"
+    return f"{route.alias}={route.provider.version}"
+
+
 def _confidence(result: Completion | Prediction) -> float | None:
     if result.confidence is not None or isinstance(result, Completion):
         return result.confidence
     return result.probabilities.get(str(result.label))
-
-
-def _max_tokens(kind: Hashable) -> int:
-    return int(kind[-1]) if isinstance(kind, tuple) and kind[0] == "complete" else 0
