@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from relayflow.cli.common import run_async
 from relayflow.cli.inputs import file_items, source_items
 from relayflow.cli.output import console
 
@@ -80,7 +81,7 @@ def execute(
         return False
 
     with progress:
-        cancelled = asyncio.run(main())
+        cancelled = run_async(main())
     return Outcome(progress.summary(), cancelled)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from relayflow.cli.common import run_async
 from relayflow.cli.output import console, error_line, flat, note, plural, seconds
 from relayflow.cli.progress import LiveBar
 from relayflow.engine import events as ev
@@ -179,15 +180,13 @@ def _measure(
     inputs_name: str | None,
 ) -> WorkflowBench | None:
     """One workflow's bench under ``asyncio.run``, with progress; None when it cannot run."""
-    import asyncio
-
     from relayflow.bench.runner import bench_workflow
     from relayflow.errors import RelayflowError
 
     progress = BenchProgress(workflow.name, options, console(stderr=True))
     try:
         with progress:
-            return asyncio.run(
+            return run_async(
                 bench_workflow(
                     workflow,
                     store=store,

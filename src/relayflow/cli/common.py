@@ -3,10 +3,12 @@ prefix, and the workflow file a run or batch was started from."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
     from relayflow.spec.loader import Workflow
     from relayflow.store.records import RunRecord
     from relayflow.store.sql_store import SqlStore
+
+T = TypeVar("T")
 
 STORE_ENV = "RELAYFLOW_STORE"
 DEFAULT_STORE = Path(".relayflow") / "runs.db"
@@ -118,3 +122,18 @@ def workflow_of_run(store: SqlStore, run: RunRecord, given: Path | None) -> Work
         )
     loaded = load_workflow(file)
     return workflow_for_run(loaded, run.workflow) or loaded
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, then the model providers' connection pools opened on that loop
+    are closed before it ends (the providers stay cached for the next command in-process)."""
+
+    async def with_release() -> T:
+        from relayflow.models.registry import release_clients
+
+        try:
+            return await main
+        finally:
+            await release_clients()
+
+    return asyncio.run(with_release())

@@ -15,6 +15,7 @@ from relayflow.cli.common import (
     WorkflowOption,
     find_run,
     open_store,
+    run_async,
     store_for_writing,
     workflow_of_run,
 )
@@ -236,11 +237,7 @@ def _decide(
         base, sets = correction
         decided = apply_sets(base if base is not None else review.output, sets)
     who = reviewer or _user()
-    import asyncio
-
-    result = asyncio.run(
-        _resume(workflow, store_for_writing(store), review, decision, decided, who)
-    )
+    result = run_async(_resume(workflow, store_for_writing(store), review, decision, decided, who))
     done = "approved" if decision == "approve" else "corrected"
     note(f"review {review.review_id}: {done} by {who}")
     if result.status == "succeeded":

@@ -267,6 +267,11 @@ class OpenAICompatProvider:
             await client.close()
         self._client_loop = None
 
+    async def release(self) -> None:
+        """Close the connection pool opened on the running loop (before that loop ends: a pool
+        left on a closed loop leaks its sockets); the next call opens a new one."""
+        await self.close()
+
 
 def _excerpt(exc: Any) -> str:
     response = getattr(exc, "response", None)

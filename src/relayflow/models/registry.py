@@ -293,6 +293,18 @@ def _router(
         return _providers[key], tuple(files)
 
 
+async def release_clients() -> None:
+    """Let every cached provider close what it opened on the running event loop (HTTP
+    connection pools), keeping the providers and their loaded models. Call it before a loop
+    ends — ``asyncio.run`` in a command — while the providers live on in the process."""
+    with _lock:
+        providers = list(_providers.values())
+    for provider in providers:
+        release = getattr(provider, "release", None)
+        if release is not None:
+            await release()
+
+
 async def close_all() -> None:
     """Close every cached provider and forget them (models are loaded again when needed)."""
     with _lock:
