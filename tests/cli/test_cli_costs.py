@@ -66,7 +66,7 @@ def test_spend_groups_by_agent_and_by_model(spent: Cli, by: str, key: str) -> No
 
 
 def test_the_plot_is_a_png_file(spent: Cli) -> None:
-    pytest.importorskip("matplotlib", reason="matplotlib (extra: bench) is missing")
+    pytest.importorskip("matplotlib", reason="matplotlib (extra: plots) is missing")
     result = spent("costs", "--by", "day", "--plot", "spend.png")
     assert result.exit_code == 0, result.output
     data = (spent.folder / "spend.png").read_bytes()

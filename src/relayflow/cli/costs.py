@@ -234,7 +234,7 @@ def write_plot(records: Sequence[SpendRecord], by: By, path: Path) -> None:
     try:
         import matplotlib
     except ImportError:
-        raise UserError("--plot needs matplotlib: pip install 'relayflow[bench]'") from None
+        raise UserError("--plot needs matplotlib: pip install 'relayflow[plots]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
