@@ -49,7 +49,7 @@ REVIEWER_NOTE = (
 )
 NO_REVIEWER_NOTE = "No reviewer (--reviewer none): runs that park stay parked and do not complete."
 NO_MATPLOTLIB = (
-    "matplotlib is not installed, so this report has tables only: pip install 'relayflow[plots]'"
+    "matplotlib is not installed, so this report has tables only: pip install matplotlib"
 )
 
 
