@@ -158,31 +158,9 @@ async def _aiter(items: Items) -> AsyncIterator[Mapping[str, Any]]:
             yield record
 
 
-async def _source(runner: Runner, limit: int | None) -> AsyncIterator[Mapping[str, Any]]:
+def _source(runner: Runner, limit: int | None) -> AsyncIterator[Mapping[str, Any]]:
     """The records of the workflow's source agent (every variant shares it), at most
     ``limit``."""
-    from relayflow.agents.base import SourceAgent
-    from relayflow.errors import RelayflowError
+    from relayflow.engine.batch import source_agent, source_records
 
-    plan = runner.plan
-    if plan.source is None:
-        raise RelayflowError(
-            f"{runner.workflow.file}: the workflow has no source agent (a retrieval agent with "
-            "no upstream); give items with --input JSON or --inputs FILE"
-        )
-    agent = plan.nodes[plan.source].agent
-    assert isinstance(agent, SourceAgent)
-    if limit is not None and limit <= 0:
-        return
-    count = 0
-    records = agent.records()
-    try:
-        async for record in records:
-            yield record
-            count += 1
-            if limit is not None and count >= limit:
-                return
-    finally:
-        close = getattr(records, "aclose", None)
-        if close is not None:
-            await close()
+    return source_records(source_agent(runner), limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -206,31 +206,7 @@ async def _decide(runner: Runner, reviewer: GoldenReviewer, result: RunResult) -
 
 def _source_items(runner: Runner) -> Items:
     """The first records of the workflow's source agent, read afresh for every pass."""
-    from relayflow.agents.base import SourceAgent
+    from relayflow.engine.batch import source_agent, source_records
 
-    plan = runner.plan
-    if plan.source is None:
-        raise RelayflowError(
-            f"{runner.workflow.file}: the workflow has no source agent (a retrieval agent with "
-            "no upstream); give items with --inputs FILE"
-        )
-    agent = plan.nodes[plan.source].agent
-    assert isinstance(agent, SourceAgent)
-
-    async def records(limit: int) -> AsyncIterator[Mapping[str, Any]]:
-        if limit <= 0:
-            return
-        count = 0
-        stream = agent.records()
-        try:
-            async for record in stream:
-                yield record
-                count += 1
-                if count >= limit:
-                    return
-        finally:
-            close = getattr(stream, "aclose", None)
-            if close is not None:
-                await close()
-
-    return records
+    agent = source_agent(runner, "give items with --inputs FILE")
+    return lambda limit: source_records(agent, limit)

@@ -91,31 +91,8 @@ def count_items(location: str, limit: int | None = None) -> int | None:
     return total if limit is None else min(total, limit)
 
 
-async def source_items(
-    runner: Runner, limit: int | None = None
-) -> AsyncIterator[Mapping[str, Any]]:
+def source_items(runner: Runner, limit: int | None = None) -> AsyncIterator[Mapping[str, Any]]:
     """The records of the workflow's source agent, at most ``limit`` of them."""
-    from relayflow.agents.base import SourceAgent
+    from relayflow.engine.batch import source_agent, source_records
 
-    plan = runner.plan
-    if plan.source is None:
-        raise UserError(
-            f"{runner.workflow.file}: the workflow has no source agent (a retrieval agent "
-            "with no upstream); give items with --input JSON or --inputs FILE"
-        )
-    agent = plan.nodes[plan.source].agent
-    assert isinstance(agent, SourceAgent)
-    if limit is not None and limit <= 0:
-        return
-    count = 0
-    records = agent.records()
-    try:
-        async for record in records:
-            yield record
-            count += 1
-            if limit is not None and count >= limit:
-                return
-    finally:
-        close = getattr(records, "aclose", None)
-        if close is not None:  # stop the source now, not when it is garbage-collected
-            await close()
+    return source_records(source_agent(runner), limit)

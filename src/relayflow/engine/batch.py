@@ -133,20 +133,49 @@ class _Finished:
         return self._ended.popleft()
 
 
+def source_agent(
+    runner: Runner, fix: str = "give items with --input JSON or --inputs FILE"
+) -> SourceAgent:
+    """The plan's batch source (a retrieval agent with no upstream), or a one-line error."""
+    plan = runner.plan
+    if plan.source is None:
+        raise RelayflowError(
+            f"{runner.workflow.file}: the workflow has no source agent (a retrieval agent with "
+            f"no upstream); {fix}"
+        )
+    agent = plan.nodes[plan.source].agent
+    assert isinstance(agent, SourceAgent)
+    return agent
+
+
+async def source_records(
+    agent: SourceAgent, limit: int | None = None
+) -> AsyncIterator[Mapping[str, Any]]:
+    """At most ``limit`` records of ``agent``, its stream closed as soon as they are read (not
+    when it is garbage-collected)."""
+    if limit is not None and limit <= 0:
+        return
+    count = 0
+    records = agent.records()
+    try:
+        async for record in records:
+            yield record
+            count += 1
+            if limit is not None and count >= limit:
+                return
+    finally:
+        close = getattr(records, "aclose", None)
+        if close is not None:
+            await close()
+
+
 async def _keyed_items(
     runner: Runner, items: AsyncIterable[Mapping[str, Any]] | None
 ) -> AsyncIterator[tuple[str, Mapping[str, Any]]]:
     """The keyed records of an async iterable, or of the plan's source when ``items`` is None
     (a plain iterable is read by ``run_batch`` itself)."""
     if items is None:
-        plan = runner.plan
-        if plan.source is None:
-            raise RelayflowError(
-                f"{runner.workflow.file}: the workflow has no source agent; "
-                "give inputs (--input or --inputs)"
-            )
-        agent = plan.nodes[plan.source].agent
-        assert isinstance(agent, SourceAgent)
+        agent = source_agent(runner)
         keyed = getattr(agent, "keyed_records", None)
         if keyed is not None:
             async for key, record in keyed():
