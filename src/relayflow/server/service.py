@@ -205,6 +205,14 @@ class Service:
             self.check(token, "register", workflow.name)
         return self._info(workflow)
 
+    def _readable(self, token: Token, workflow: str | None) -> list[str]:
+        """The workflows a listing covers: the one asked for (refused unless the token may
+        read it), else every workflow the token may read."""
+        if workflow is not None:
+            self.check(token, "read", workflow)
+            return [workflow]
+        return token.readable(self.catalog.names())
+
     def list_workflows(self, token: Token) -> list[WorkflowInfo]:
         out = []
         for name in token.readable(self.catalog.names()):
@@ -335,11 +343,7 @@ class Service:
         batch_id: str | None = None,
         limit: int = 50,
     ) -> list[RunView]:
-        if workflow is not None:
-            self.check(token, "read", workflow)
-            names = [workflow]
-        else:
-            names = token.readable(self.catalog.names())
+        names = self._readable(token, workflow)
         t = schema.runs
         q = select(t.c.run_id).order_by(t.c.started.desc()).limit(limit)
         q = q.where(t.c.workflow.in_(names))
@@ -597,11 +601,7 @@ class Service:
         status: str | None = "pending",
         limit: int = 100,
     ) -> list[ReviewView]:
-        if workflow is not None:
-            self.check(token, "read", workflow)
-            names = [workflow]
-        else:
-            names = token.readable(self.catalog.names())
+        names = self._readable(token, workflow)
         t = schema.reviews
         q = select(t.c.review_id).where(t.c.workflow.in_(names)).order_by(t.c.created)
         if status:
