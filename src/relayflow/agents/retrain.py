@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import logging
 import os
 import re
 import time
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from relayflow.agents.base import Agent, BuildContext, Result, StepInfo
 from relayflow.errors import AgentError, RelayflowError
+from relayflow.scrub import get_logger
 from relayflow.spec.models import AgentConfig, RetrainConfig
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from relayflow.learn.retrain import RetrainOutcome, RetrainRequest
     from relayflow.spec.loader import Workflow
 
-log = logging.getLogger("relayflow.retrain")
+log = get_logger("relayflow.retrain")
 
 STORE_ENV = "RELAYFLOW_STORE"
 #: the detector is checkpointed to the store after this many observations (and on alarms, close)

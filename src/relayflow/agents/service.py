@@ -21,7 +21,9 @@ from relayflow.errors import (
     RateLimited,
     RelayflowError,
 )
+from relayflow.scrub import SecretScrubber, remember
 from relayflow.spec.models import AgentConfig, RetryPolicy, ServiceConfig
+from relayflow.spec.secrets import service_secrets
 from relayflow.spec.validate_service import env_identifiers, is_template
 
 if TYPE_CHECKING:
@@ -131,6 +133,7 @@ class ServiceAgent(Agent):
         self._url: jinja2.Template | None = None
         self._body: jinja2.Template | None = None
         self._remote: dict[str, str] = {}
+        self._scrub = SecretScrubber()
         self._policy = RetryPolicy(
             attempts=config.retries + 1, backoff=config.backoff, max_backoff=config.max_backoff
         )
@@ -170,8 +173,11 @@ class ServiceAgent(Agent):
                 failure_threshold=cfg.breaker.failures,
                 reset_timeout=cfg.breaker.reset_after,
             )
+        headers = self._headers()
+        # an endpoint may echo the token it was sent in an error body: scrub its own headers
+        self._scrub = remember(service_secrets(cfg))
         self._client = httpx.AsyncClient(
-            headers=self._headers(),
+            headers=headers,
             timeout=httpx.Timeout(cfg.request_timeout),
             transport=self._transport,
         )
@@ -365,8 +371,10 @@ class ServiceAgent(Agent):
             return response.json()
         except ValueError as exc:
             raise ProviderError(
-                f"{self._where}: {url} answered HTTP {response.status_code} with invalid JSON: "
-                f"{response.text[:_EXCERPT]!r}"
+                self._scrub.text(
+                    f"{self._where}: {url} answered HTTP {response.status_code} with invalid "
+                    f"JSON: {response.text[:_EXCERPT]!r}"
+                )
             ) from exc
 
     def _confidence(self, answer: Any, path: str, url: str) -> float:
@@ -417,15 +425,19 @@ class ServiceAgent(Agent):
             if breaker is not None:
                 breaker.record_failure()
             error: RelayflowError = ProviderTimeout(
-                f"{self._where}: {url} did not answer within {self.config.request_timeout:g} s "
-                "(request_timeout)"
+                self._scrub.text(
+                    f"{self._where}: {url} did not answer within "
+                    f"{self.config.request_timeout:g} s (request_timeout)"
+                )
             )
             error.__cause__ = exc
             raise _Transient(error) from exc
         except httpx.TransportError as exc:
             if breaker is not None:
                 breaker.record_failure()
-            error = ProviderError(f"{self._where}: {url} is unreachable: {exc or type(exc)}")
+            error = ProviderError(
+                self._scrub.text(f"{self._where}: {url} is unreachable: {exc or type(exc)}")
+            )
             error.__cause__ = exc
             raise _Transient(error) from exc
         except BaseException:  # cancelled (the step's timeout): no verdict on the server
@@ -445,7 +457,8 @@ class ServiceAgent(Agent):
     def _raise_for(self, response: httpx.Response, url: str) -> NoReturn:
         status = response.status_code
         detail = _excerpt(response)
-        message = f"{self._where}: {url} answered HTTP {status}: {detail}"
+        # an endpoint may echo the credentials it was sent in its error body
+        message = self._scrub.text(f"{self._where}: {url} answered HTTP {status}: {detail}")
         kind: type[RelayflowError] | None = None
         if self.config.protocol == "relayflow":
             try:

@@ -38,9 +38,12 @@ def console(*, stderr: bool = False) -> Console:
 
 
 def error_line(message: str) -> None:
-    """Print ``error: …`` to stderr, one line per line of ``message`` (never wrapped)."""
+    """Print ``error: …`` to stderr, one line per line of ``message`` (never wrapped), with any
+    credential it quotes masked (relayflow/scrub.py)."""
+    from relayflow.scrub import scrub
+
     sys.stdout.flush()  # keep the order of what a terminal shows from both streams
-    for line in str(message).splitlines() or [""]:
+    for line in scrub(str(message)).splitlines() or [""]:
         typer.echo(f"error: {line}", err=True)
 
 

@@ -132,7 +132,11 @@ def show(
         out.print("output:", markup=False)
         out.print(dumps(record.output), markup=False, soft_wrap=True)
     if record.error:
-        out.print(f"error: {record.error}", markup=False, soft_wrap=True)
+        from relayflow.scrub import scrub
+
+        # errors are scrubbed before they are stored; this masks credential shapes in rows an
+        # older relayflow wrote
+        out.print(f"error: {scrub(record.error)}", markup=False, soft_wrap=True)
 
 
 _NUMERIC = {"attempt", "time ms", "tokens", "cost", "confidence"}

@@ -28,8 +28,10 @@ from relayflow.engine.handoff import Handoff, LineageEntry, merge_handoffs
 from relayflow.engine.ids import new_id
 from relayflow.engine.plan import Node, Plan, build_plan, reviewers_downstream
 from relayflow.errors import AccessDenied, BudgetExceeded, RelayflowError, StoreError
+from relayflow.scrub import SecretScrubber, remember, url_secrets
 from relayflow.spec.loader import Workflow
 from relayflow.spec.models import RetryPolicy
+from relayflow.spec.secrets import workflow_secrets
 
 if TYPE_CHECKING:
     from relayflow.store.cache import CachedStep
@@ -56,10 +58,13 @@ class _Failure(NamedTuple):
     final: bool = False
 
 
-def _failure(exc: Exception, timeout: float | None) -> _Failure:
+def _failure(exc: Exception, timeout: float | None, scrub: SecretScrubber) -> _Failure:
     if timeout is not None and isinstance(exc, TimeoutError):
         return _Failure(f"timed out after {timeout:g} s")
-    return _Failure(f"{type(exc).__name__}: {exc}", isinstance(exc, BudgetExceeded | AccessDenied))
+    # the error becomes an event, a stored row and a printed line: no credential goes with it
+    # (a provider may echo the API key it was sent)
+    error = scrub.text(f"{type(exc).__name__}: {exc}")
+    return _Failure(error, isinstance(exc, BudgetExceeded | AccessDenied))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,9 @@ class Runner:
         self._policies: list[CachePolicy | None] = []
         self._keys: list[KeyMaker | None] = []
         self._inline: list[InlineRun | None] = []
+        self._scrub = SecretScrubber()
+        #: whether any secret is configured (a plain attribute: tested on every step)
+        self._scrubbing = False
 
     @property
     def plan(self) -> Plan:
@@ -132,11 +140,16 @@ class Runner:
         )
         if self.store is not None:
             self.bus.subscribe(self.store)
+        # built once per runner; with no secret configured, scrubbing data is one truth test
+        self._scrub = scrub = remember(
+            workflow_secrets(wf) | url_secrets(getattr(self.store, "url", None))
+        )
+        self._scrubbing = bool(scrub)
         plan = build_plan(wf, ctx)
         await self.executor.start()
         for node in plan.nodes:
             await node.agent.prepare()
-        self._versions = [dict(node.agent.versions()) for node in plan.nodes]
+        self._versions = [scrub.data(dict(node.agent.versions())) for node in plan.nodes]
         self._policies = [
             cache_policy(node.config, wf.spec.cache)
             if self._use_cache and getattr(self.store, "cache", None)
@@ -367,7 +380,7 @@ class Runner:
                             bus.emit(ev.StepCancelled(run_id, node.name, time.time()))
                             raise
                         except Exception as exc:  # retried (or failed) by the general path
-                            out = _failure(exc, None)
+                            out = _failure(exc, None, self._scrub)
                         if type(out) is dict:
                             if not consumers:
                                 handoff = Handoff(
@@ -395,6 +408,8 @@ class Runner:
                     outcome = handoff.data
             else:
                 outcome = await self._drive_graph(run_id, handoff, finished)
+            if self._scrubbing and not isinstance(outcome, _Stop):
+                outcome = self._scrub.data(outcome)  # the inline path's last data was not seen
         except asyncio.CancelledError:
             self.bus.emit(ev.RunFinished(run_id, "cancelled", None, "cancelled", time.time()))
             raise
@@ -503,6 +518,8 @@ class Runner:
     ) -> tuple[Handoff, Sequence[Awaitable[None]]]:
         """Record a step that finished well: cache it, tell the event stream, and build the
         next handoff. Returns it with what durable consumers ask to be awaited first."""
+        if self._scrubbing:
+            result = self._scrubbed(result)
         static = self._versions[node.index]
         versions = {**static, **result.versions} if result.versions else static
         if key is not None:
@@ -541,6 +558,17 @@ class Runner:
             else LineageEntry(node.name, node.agent_type, versions)
         )
         return handoff.followed_by(result.data, entry, result.confidence, result.flags), waits
+
+    def _scrubbed(self, result: Result) -> Result:
+        """``result`` with configured secrets masked in what it records and hands on: a service
+        may echo its token in its answer, and the step cache and the store must not keep it."""
+        scrub = self._scrub
+        return result._replace(
+            data=scrub.data(result.data),
+            reason=scrub.text(result.reason) if result.reason else result.reason,
+            versions=scrub.data(result.versions),
+            flags=scrub.data(result.flags),
+        )
 
     async def _step(
         self,
@@ -583,7 +611,7 @@ class Runner:
                     emit(ev.StepCancelled(run_id, node.name, time.time()))
                     raise
                 except Exception as exc:  # an agent's failure is a step outcome, not a crash
-                    outcome = _failure(exc, timeout)
+                    outcome = _failure(exc, timeout, self._scrub)
             else:
                 started, outcome = first
                 first = None
@@ -599,6 +627,9 @@ class Runner:
             else:
                 result = outcome
                 verdict = result.verdict
+                if verdict != "ok":
+                    # a reason is shown and stored like an error
+                    result = self._scrubbed(result)
                 if verdict == "ok":
                     following, waits = self._finished(
                         node, handoff, run_id, attempt, started, result, key

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import calendar
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,12 +28,13 @@ from relayflow.govern.ledger import NANOS, Cap, Counter, Hold, Ledger, Over, Tot
 from relayflow.govern.principal import current_principal
 from relayflow.govern.ratelimit import RateLimiter, estimate_tokens, rate_limiter
 from relayflow.models.base import Completion, CompletionRequest, Prediction, Price, Provider
+from relayflow.scrub import get_logger
 from relayflow.spec.models import BudgetLimit, BudgetSpec, ModelSpec
 
 if TYPE_CHECKING:
     from relayflow.agents.base import BuildContext
 
-log = logging.getLogger("relayflow.budget")
+log = get_logger("relayflow.budget")
 
 #: tokens a chat template and the label instructions may add to a prompt (the worst case)
 PROMPT_OVERHEAD_TOKENS = 64

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from relayflow.errors import ProviderError, ProviderTimeout, RateLimited
 from relayflow.models.base import Completion, CompletionRequest, Prediction, Price
+from relayflow.scrub import remember, url_secrets
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -118,6 +119,10 @@ class OpenAICompatProvider:
         self._model = model
         self._base_url = base_url
         self._api_key = api_key or "not-needed"
+        # an endpoint may quote the key it was sent in its error body ("Incorrect API key
+        # provided: sk-…"): errors built from what it answered are scrubbed here, at the source,
+        # and the process's logs learn the key too (a logged traceback shows the cause)
+        self._scrub = remember([api_key, *url_secrets(base_url)])
         self._timeout = timeout
         self._max_retries = max_retries
         self._params = dict(params or {})
@@ -193,20 +198,23 @@ class OpenAICompatProvider:
         client = self._get_client()
         started = time.perf_counter()
         where = f"model {self.name!r} at {self._base_url or 'api.openai.com'}"
+        scrub = self._scrub.text
         try:
             response = await client.chat.completions.create(**self._request_args(request))
         except openai.APITimeoutError as exc:
-            raise ProviderTimeout(f"{where} did not answer within {self._timeout:g} s") from exc
+            raise ProviderTimeout(
+                scrub(f"{where} did not answer within {self._timeout:g} s")
+            ) from exc
         except openai.RateLimitError as exc:
-            raise RateLimited(f"{where} is rate limiting: {_excerpt(exc)}") from exc
+            raise RateLimited(scrub(f"{where} is rate limiting: {_excerpt(exc)}")) from exc
         except openai.APIStatusError as exc:
             raise ProviderError(
-                f"{where} answered HTTP {exc.status_code}: {_excerpt(exc)}"
+                scrub(f"{where} answered HTTP {exc.status_code}: {_excerpt(exc)}")
             ) from exc
         except openai.APIConnectionError as exc:
-            raise ProviderError(f"{where} is unreachable: {exc}") from exc
+            raise ProviderError(scrub(f"{where} is unreachable: {exc}")) from exc
         except (openai.OpenAIError, ValueError) as exc:
-            raise ProviderError(f"{where} sent a malformed answer: {exc}") from exc
+            raise ProviderError(scrub(f"{where} sent a malformed answer: {exc}")) from exc
         seconds = time.perf_counter() - started
         return self._to_completion(response, request, seconds)
 

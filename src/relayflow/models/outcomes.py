@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from relayflow.errors import RelayflowError
+from relayflow.scrub import get_logger
 from relayflow.store import schema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: ``answered_by -> (correct, judged)``; a nested router's answers also count under ``alias=*``
 Tallies = Mapping[str, tuple[int, int]]

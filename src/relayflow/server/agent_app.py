@@ -5,7 +5,6 @@ handoff and answering the step's result, so that a ``service`` step elsewhere ca
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,9 +38,10 @@ from relayflow.errors import (
     RelayflowError,
     SpecError,
 )
+from relayflow.scrub import get_logger, scrub
 from relayflow.spec.loader import Workflow, load_spec
 
-logger = logging.getLogger("relayflow.server.agent")
+logger = get_logger("relayflow.server.agent")
 
 #: each error kind's HTTP status, most specific first
 _STATUS: tuple[tuple[type[RelayflowError], int], ...] = (
@@ -166,14 +166,14 @@ def error_response(exc: Exception) -> JSONResponse:
     headers = {}
     if isinstance(exc, RelayflowError):
         status = next(code for kind, code in _STATUS if isinstance(exc, kind))
-        body = ErrorResponse(detail=" ".join(str(exc).split()), error=type(exc).__name__)
+        body = ErrorResponse(detail=scrub(" ".join(str(exc).split())), error=type(exc).__name__)
         retry_after = getattr(exc, "retry_after", None)
         if status == 503:
             headers["Retry-After"] = str(max(1, round(retry_after or 1)))
     else:
         status = 500
         body = ErrorResponse(
-            detail=f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}",
+            detail=scrub(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"),
             error="InternalError",
         )
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)

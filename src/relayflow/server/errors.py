@@ -12,11 +12,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relayflow.errors import AccessDenied, SpecError, StoreError
+from relayflow.scrub import scrub
 from relayflow.server.service import Conflict, NotFound, Unauthorized
 
 
 def _json(status: int, error: str, detail: Any = None, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+    # an error's text may quote a credential (a store URL's password, a key a provider echoed)
+    body = {"error": scrub(error), "detail": scrub(detail) if isinstance(detail, str) else detail}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:

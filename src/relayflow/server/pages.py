@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 
 from relayflow.errors import AccessDenied, StoreError
 from relayflow.govern.access import Token
+from relayflow.scrub import scrub
 from relayflow.server.deps import COOKIE
 from relayflow.server.models import ReviewView, RunView
 from relayflow.server.redact import MASK
@@ -166,6 +167,7 @@ def _render(
 
 
 def _error(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+    detail = scrub(detail)  # an error's text may quote a credential
     return _render(request, "error.html", status, title=title, detail=detail, code=status)
 
 

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from relayflow.engine import events as ev
 from relayflow.govern.principal import Principal, current_principal
+from relayflow.scrub import get_logger, scrub
 
 if TYPE_CHECKING:
     from relayflow.engine.runner import Runner, RunResult
     from relayflow.spec.loader import Workflow
     from relayflow.store.sql_store import SqlStore
 
-log = logging.getLogger("relayflow.server")
+log = get_logger("relayflow.server")
 
 Job = Callable[["Runner"], Awaitable["RunResult"]]
 
@@ -101,7 +101,7 @@ class WorkerPool:
             except Exception as exc:  # a broken workflow or store: the run fails, the pool goes on
                 log.exception("run %s could not execute", run_id)
                 if not self._closing:
-                    self.finish(run_id, "failed", f"{type(exc).__name__}: {exc}")
+                    self.finish(run_id, "failed", scrub(f"{type(exc).__name__}: {exc}"))
                 return None
             finally:
                 self.executing.discard(run_id)

@@ -25,7 +25,6 @@ SpecError (422). All store access happens on the event loop's thread (call from 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -39,6 +38,7 @@ from relayflow.errors import AccessDenied, RelayflowError, StoreError
 from relayflow.govern.access import Action, Token, TokenStore, roles_for
 from relayflow.govern.principal import Principal
 from relayflow.observe.metrics import PrometheusMetrics
+from relayflow.scrub import get_logger
 from relayflow.server.catalog import Catalog
 from relayflow.server.events import NAMES, EventHub, event_json
 from relayflow.server.models import (
@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from relayflow.store.records import ReviewRecord, RunRecord, StepRecord
     from relayflow.store.sql_store import SqlStore
 
-log = logging.getLogger("relayflow.server")
+log = get_logger("relayflow.server")
 
 FINAL = ("succeeded", "failed", "cancelled")
 
