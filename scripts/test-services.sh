@@ -2,6 +2,7 @@
 # PostgreSQL: Debian's cluster if present (installed with apt-get when missing and we are root),
 # a throwaway database `relayflow_test`, and RELAYFLOW_TEST_PG_URL for the tests.
 # Chromium: Debian's package (never a browser download) for the review pages' Playwright test.
+# bubblewrap: Debian's package, the sandbox that runs generated code (relayflow/sandbox).
 # Tests that need a service skip with a reason when it is not available.
 
 _relayflow_pg() {
@@ -40,3 +41,12 @@ _relayflow_chromium() {
 }
 _relayflow_chromium
 unset -f _relayflow_chromium
+
+_relayflow_bwrap() {
+  command -v bwrap >/dev/null 2>&1 && return 0
+  [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1 || return 0
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) \
+    >/dev/null 2>&1 || return 0
+}
+_relayflow_bwrap
+unset -f _relayflow_bwrap

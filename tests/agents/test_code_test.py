@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 import relayflow
+from relayflow import sandbox
 from relayflow.agents.base import BuildContext, Result, StepInfo
 from relayflow.agents.code_test import (
-    SANDBOX_VERSION,
+    SANDBOX_VERSIONS,
     CodeTestAgent,
     CodeTestConfig,
     assemble_program,
@@ -20,9 +21,10 @@ from relayflow.agents.code_test import (
     sandbox_timeout,
     strip_fences,
 )
+from relayflow.engine import events as ev
 from relayflow.engine.handoff import Handoff
-from relayflow.errors import AgentError
-from relayflow.sandbox import run_python
+from relayflow.errors import AgentError, SpecError
+from relayflow.sandbox import bwrap, run_python
 from tests.engine.helpers import write_workflow
 
 STEP = StepInfo(run_id="r1", step="RunTests", attempt=1)
@@ -65,6 +67,11 @@ def run(a: CodeTestAgent, data: dict[str, Any]) -> Result:
 
 def passes(program: str) -> bool:
     return run_python(program, timeout=10, memory_mb=256).passed
+
+
+def default_backend() -> str:
+    """What ``sandbox: auto`` runs here: bwrap wherever it works (CI installs it)."""
+    return "bwrap" if bwrap.problem() is None else "process"
 
 
 # ---- from a model's answer to a program -------------------------------------------------------
@@ -155,7 +162,51 @@ def test_passing_code_records_true_with_its_time(ctx: BuildContext) -> None:
     assert result.data["test_error"] is None
     assert result.data["test_seconds"] > 0
     assert result.data["completion"] == BODY  # the handoff is carried on
-    assert a.versions() == {"sandbox": SANDBOX_VERSION}
+    assert a.versions() == {"sandbox": SANDBOX_VERSIONS[default_backend()]}
+    assert result.versions == a.versions()  # what ran, in the step's lineage
+
+
+@pytest.mark.parametrize("choice", ["bwrap", "process"])
+def test_the_sandbox_setting_chooses_the_backend_and_the_step_records_it(
+    ctx: BuildContext, choice: str
+) -> None:
+    if choice == "bwrap" and (reason := bwrap.problem()) is not None:
+        pytest.skip(f"bubblewrap cannot run here: {reason}")
+    a = agent(ctx, sandbox=choice)
+    asyncio.run(a.prepare())
+    assert a.versions() == {"sandbox": SANDBOX_VERSIONS[choice]}
+    # the host's /etc/shadow is only out of the program's sight under bwrap
+    shadow = "    import os\n    assert not os.path.exists('/etc/shadow')\n" + BODY
+    result = run(a, problem(shadow))
+    assert result.versions == {"sandbox": SANDBOX_VERSIONS[choice]}
+    assert result.data["passed"] is (choice == "bwrap" or not Path("/etc/shadow").exists())
+
+
+def test_sandbox_bwrap_where_it_cannot_run_stops_the_step_at_prepare(
+    ctx: BuildContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bwrap, "problem", lambda: "bwrap is not installed (Debian: apt-get …)")
+    with pytest.raises(AgentError) as caught:
+        asyncio.run(agent(ctx, sandbox="bwrap").prepare())
+    assert str(caught.value) == (
+        "step RunTests: sandbox: bwrap cannot run here: bwrap is not installed (Debian: "
+        "apt-get …) — install bubblewrap (apt-get install bubblewrap) or choose sandbox: auto "
+        "or process"
+    )
+
+
+def test_sandbox_auto_falls_back_to_the_process_sandbox(
+    ctx: BuildContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bwrap, "problem", lambda: "no namespaces here")
+    sandbox._auto.cache_clear()
+    try:
+        a = agent(ctx)
+        asyncio.run(a.prepare())
+        assert a.versions() == {"sandbox": SANDBOX_VERSIONS["process"]}
+        assert run(a, problem(BODY)).versions == {"sandbox": SANDBOX_VERSIONS["process"]}
+    finally:
+        sandbox._auto.cache_clear()
 
 
 def test_on_failure_record_keeps_the_run_going(ctx: BuildContext) -> None:
@@ -222,6 +273,20 @@ def test_settings_are_validated() -> None:
         CodeTestConfig(name="t", type="code_test", memory_mb=1)
 
 
+def test_an_unknown_sandbox_is_a_line_of_the_workflow_file(tmp_path: Path) -> None:
+    relayflow.register("code_test", CodeTestAgent)
+    with pytest.raises(SpecError) as caught:
+        write_workflow(
+            tmp_path,
+            "workflow:\n  - name: RunTests\n    type: code_test\n    sandbox: docker\n",
+            {},
+        )
+    assert str(caught.value).endswith(
+        "workflow.yaml:4: RunTests.sandbox: 'docker' is not allowed — use one of 'auto', "
+        "'bwrap' or 'process'"
+    )
+
+
 # ---- inside a real run -------------------------------------------------------------------------
 
 MAKE_PROBLEM = f"""
@@ -235,7 +300,17 @@ def transform(record):
 """
 
 
-def run_workflow(tmp_path: Path, completion: str, settings: str) -> relayflow.RunResult:
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[ev.Event] = []
+
+    def handle(self, event: ev.Event) -> None:
+        self.events.append(event)
+
+
+def run_workflow(
+    tmp_path: Path, completion: str, settings: str, recorder: Recorder | None = None
+) -> relayflow.RunResult:
     relayflow.register("code_test", CodeTestAgent)
     wf = write_workflow(
         tmp_path,
@@ -246,7 +321,8 @@ def run_workflow(tmp_path: Path, completion: str, settings: str) -> relayflow.Ru
     )
 
     async def main() -> relayflow.RunResult:
-        async with relayflow.Runner(wf) as runner:
+        consumers = [recorder] if recorder is not None else []
+        async with relayflow.Runner(wf, consumers=consumers) as runner:
             return await runner.run({"completion": completion})
 
     return asyncio.run(main())
@@ -266,3 +342,13 @@ def test_on_failure_fail_fails_the_run(tmp_path: Path) -> None:
     assert result.status == "failed"
     assert result.step == "RunTests"
     assert result.error is not None and "AssertionError" in result.error
+
+
+def test_the_run_records_which_sandbox_ran_the_tests(tmp_path: Path) -> None:
+    recorder = Recorder()
+    result = run_workflow(tmp_path, BODY, "sandbox: auto", recorder)
+    assert result.status == "succeeded", result.error
+    [finished] = [
+        e for e in recorder.events if isinstance(e, ev.StepFinished) and e.step == "RunTests"
+    ]
+    assert finished.versions["sandbox"] == SANDBOX_VERSIONS[default_backend()]

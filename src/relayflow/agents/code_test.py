@@ -1,5 +1,6 @@
-"""The code test agent: runs generated code against its tests in the subprocess sandbox and
-records whether they passed (HumanEval-style: prompt + completion + tests + ``check(entry)``)."""
+"""The code test agent: runs generated code against its tests in the sandbox (bubblewrap, or the
+process sandbox) and records whether they passed (HumanEval-style: prompt + completion + tests +
+``check(entry)``)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,14 @@ from relayflow.spec.models import AgentConfig
 
 if TYPE_CHECKING:
     from relayflow.engine.handoff import Handoff
+    from relayflow.sandbox import Isolation
 
-SANDBOX_VERSION = "subprocess-rlimit-netns-v1"
+#: the version of each sandbox backend, in the step's versions (lineage and cache key): what
+#: ran shapes what a program can do (v2: stdout and stderr are no longer files in its folder)
+SANDBOX_VERSIONS: Mapping[str, str] = {
+    "bwrap": "bwrap-v1",
+    "process": "process-v2",
+}
 #: the most of an error message kept in ``test_error``
 ERROR_LIMIT = 300
 
@@ -40,6 +47,10 @@ class CodeTestConfig(AgentConfig):
     memory_mb: int = Field(default=512, ge=32)
     on_failure: Literal["record", "fail", "escalate"] = "record"
     output_field: str = "passed"
+    #: what isolates the program: bubblewrap (``bwrap``), the process sandbox (``process``:
+    #: limits only, see relayflow/sandbox), or bwrap where it works (``auto``, with a warning
+    #: when it falls back)
+    sandbox: Literal["auto", "bwrap", "process"] = "auto"
 
 
 def sandbox_timeout(step_timeout: float) -> float:
@@ -151,15 +162,25 @@ class CodeTestAgent(Agent):
         if not isinstance(config, CodeTestConfig):
             config = CodeTestConfig.model_validate(config.model_dump())
         super().__init__(config, ctx)
+        #: the backend that runs this step's programs, chosen in prepare
+        self._isolation: Isolation | None = None
 
     async def prepare(self) -> None:
-        from relayflow.sandbox import network_namespaces
-
         # probed once per process by starting a child: do it off the event loop, up front
-        await asyncio.to_thread(network_namespaces)
+        self._isolation = await asyncio.to_thread(self._resolve)
+
+    def _resolve(self) -> Isolation:
+        from relayflow.sandbox import resolve_backend
+
+        try:
+            return resolve_backend(self.config.sandbox)
+        except OSError as exc:
+            raise AgentError(f"step {self.name}: sandbox: {exc}") from exc
 
     def versions(self) -> Mapping[str, str]:
-        return {"sandbox": SANDBOX_VERSION}
+        if self._isolation is None:
+            self._isolation = self._resolve()
+        return {"sandbox": SANDBOX_VERSIONS[self._isolation]}
 
     def _text(self, data: Mapping[str, Any], field: str, setting: str) -> str:
         if field not in data:
@@ -200,6 +221,7 @@ class CodeTestAgent(Agent):
                 assemble_program(prompt, code, tests, entry),
                 timeout=limit,
                 memory_mb=cfg.memory_mb,
+                backend=self._isolation or cfg.sandbox,
             )
         except OSError as exc:
             raise AgentError(f"step {self.name}: cannot start the test sandbox: {exc}") from exc
@@ -214,9 +236,11 @@ class CodeTestAgent(Agent):
             "test_seconds": round(outcome.seconds, 4),
             "test_error": error,
         }
+        # what ran, in the step's lineage
+        versions = {"sandbox": SANDBOX_VERSIONS[outcome.isolation]}
         if outcome.passed or cfg.on_failure == "record":
-            return Result(data=out)
+            return Result(data=out, versions=versions)
         reason = f"tests failed: {error}"
         if cfg.on_failure == "escalate" and self.ctx.reviewers_downstream.get(cfg.name):
-            return Result(data=out, flags=(reason,))
-        return Result(data=out, verdict=cfg.on_failure, reason=reason)
+            return Result(data=out, flags=(reason,), versions=versions)
+        return Result(data=out, verdict=cfg.on_failure, reason=reason, versions=versions)
