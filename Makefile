@@ -11,11 +11,15 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 install: $(STAMP)
 
 # llama-cpp-python compiles from source (about 9 minutes on 2 cores); pip caches the wheel,
-# so later installs take seconds.
+# so later installs take seconds. It is built for a portable x86-64 (AVX2), not -march=native:
+# a native build on a CPU with AMX segfaulted in llama_decode on every prompt of two tokens or
+# more (llama-cpp-python 0.3.36, Sapphire Rapids under a VM), and a wheel from the cache may
+# run on another CPU than the one that built it.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[$(EXTRAS)]'
+	CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' $(PIP) install --quiet -e '.[$(EXTRAS)]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
