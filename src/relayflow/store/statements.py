@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from relayflow.store import schema
+from relayflow.text import clean
 
 
 def dumps(value: Any) -> str:
@@ -22,7 +23,15 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    """A stored payload. ``dumps`` escapes every non-ASCII character, so a lone surrogate that
+    a model, a source or an older server let in reads back as one: it becomes U+FFFD here,
+    since nothing downstream (JSON responses, pages, the terminal) can encode it."""
+    if text is None:
+        return None
+    value = json.loads(text)
+    if "\\ud" in text or "\\uD" in text:
+        value = clean(value)
+    return value
 
 
 def _json_default(value: Any) -> Any:
