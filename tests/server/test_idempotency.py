@@ -17,8 +17,8 @@ from tests.server.helpers import write_workflows
 
 
 @contextmanager
-def app_on(folder: Path) -> Iterator[TestClient]:
-    app = create_app(str(folder / "runs.db"), workers=2, workflow_roots=[folder])
+def app_on(folder: Path, store: str) -> Iterator[TestClient]:
+    app = create_app(store, workers=2, workflow_roots=[folder], workflows_dir=folder / "kept")
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 
@@ -48,9 +48,9 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def tokens(folder: Path) -> dict[str, str]:
-    tokens = make_tokens(str(folder / "runs.db"))
-    with app_on(folder) as client:
+def tokens(folder: Path, store_url: str) -> dict[str, str]:
+    tokens = make_tokens(store_url)
+    with app_on(folder, store_url) as client:
         api = Api(client, tokens)
         for name in ("slow", "reviewed"):
             registered = api.post("admin", "/v1/workflows", {"path": str(folder / f"{name}.yaml")})
@@ -59,8 +59,8 @@ def tokens(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def api(folder: Path, tokens: dict[str, str]) -> Iterator[Api]:
-    with app_on(folder) as client:
+def api(folder: Path, store_url: str, tokens: dict[str, str]) -> Iterator[Api]:
+    with app_on(folder, store_url) as client:
         yield Api(client, tokens)
 
 
@@ -114,11 +114,11 @@ def test_a_batch_retry_gets_the_same_batch_and_runs(api: Api) -> None:
     assert changed.status_code == 409
 
 
-def test_keys_survive_a_restart(folder: Path, tokens: dict[str, str]) -> None:
+def test_keys_survive_a_restart(folder: Path, store_url: str, tokens: dict[str, str]) -> None:
     url, body = "/v1/workflows/slow/runs", {"input": {"n": 1}}
-    with app_on(folder) as client:
+    with app_on(folder, store_url) as client:
         first = Api(client, tokens).post("operator", url, body, key="durable")
-    with app_on(folder) as client:
+    with app_on(folder, store_url) as client:
         api = Api(client, tokens)
         again = api.post("operator", url, body, key="durable")
         assert again.status_code == 200 and again.json()["run_id"] == first.json()["run_id"]
