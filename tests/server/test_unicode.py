@@ -132,6 +132,30 @@ def test_a_surrogate_a_script_writes_is_served_as_a_replacement_character(api: A
     assert listing.status_code == 200 and listing.json()[0]["output"]["y"] == "a\ufffdb"
 
 
+def test_a_scripts_error_with_a_surrogate_is_stored_and_the_store_keeps_working(
+    api: Api, tmp_path: Path
+) -> None:
+    (tmp_path / "boom.py").write_text(
+        "def transform(record):\n    raise ValueError('bad \\ud800 input')\n"
+    )
+    (tmp_path / "boom.yaml").write_text(
+        "name: boom\nworkflow:\n  - {name: b, type: transform, script: boom.py, run_in: inline}\n"
+    )
+    assert api.post("admin", "/v1/workflows", json.dumps({"path": str(tmp_path / "boom.yaml")}))
+    ids = []
+    for n in range(2):  # the second run shows the first did not jam the store's writes
+        run = api.post("admin", "/v1/workflows/boom/runs", json.dumps({"input": {"n": n}}))
+        assert run.status_code == 202, run.text
+        ids.append(run.json()["run_id"])
+    for run_id in ids:
+        done = wait_for(
+            lambda run_id=run_id: api.get("admin", f"/v1/runs/{run_id}").json(),
+            lambda r: r.get("status") == "failed",
+        )
+        assert "bad \ufffd input" in done["error"]
+    assert api.get("viewer", "/v1/runs").status_code == 200
+
+
 def plant(store: str, run_id: str, workflow: str) -> None:
     """A run and a review holding lone surrogates, written as an older server (or another
     writer) could have written them: JSON with ``\\ud800`` escapes."""
