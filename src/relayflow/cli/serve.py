@@ -71,6 +71,11 @@ def serve(
             )
     finally:
         probe.close()
+    if not roots:
+        note(
+            "no --workflow-root: workflows are registered with their files in the request "
+            "(yaml + files), not by a path on this machine"
+        )
     app = create_app(
         location, workers=workers, max_body=max_body, workflow_roots=roots, metrics=metrics
     )
