@@ -279,6 +279,7 @@ def serve(store: str, folder: Path, workers: int) -> Iterator[str]:
     log = (folder / "server.log").open("wb")
     command = [sys.executable, "-m", "relayflow", "serve", "--store", store, "--port", str(port)]
     command += ["--workers", str(workers), "--log-level", "warning"]
+    command += ["--workflow-root", str(folder)]  # the workflow is registered by its path
     process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60

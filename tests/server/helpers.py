@@ -97,8 +97,18 @@ def free_port() -> int:
 class Server:
     """``relayflow serve`` in a child process on a free loopback port."""
 
-    def __init__(self, store: str, cwd: Path, workers: int = 4, max_body: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        store: str,
+        cwd: Path,
+        workers: int = 4,
+        max_body: int = 1 << 20,
+        roots: list[Path] | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        """``roots``: the ``--workflow-root`` folders (default: ``cwd``; ``[]``: none)."""
         self.port = free_port()
+        folders = [cwd] if roots is None else roots
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (cwd / f"server-{self.port}.log").open("wb")
         self.process = subprocess.Popen(
@@ -117,6 +127,8 @@ class Server:
                 str(max_body),
                 "--log-level",
                 "warning",
+                *(arg for folder in folders for arg in ("--workflow-root", str(folder))),
+                *extra,
             ],
             cwd=cwd,
             stdout=self.log,
@@ -136,7 +148,8 @@ class Server:
         raise RuntimeError(f"the server did not start: {self.output()}")
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return Path(self.log.name).read_text(errors="replace")
 
     def kill(self) -> None:

@@ -77,10 +77,31 @@ def test_a_star_grant_covers_every_workflow_and_the_audit_log() -> None:
     assert viewer.sees_sensitive("a") and not viewer.sees_sensitive("b")
 
 
-@pytest.mark.parametrize("text", ["support", "support=boss", "=admin", "a=viewer+all"])
+@pytest.mark.parametrize(
+    "text", ["support", "support=boss", "=admin", "a=viewer+all", "a=admin+code+code"]
+)
 def test_a_malformed_grant_says_what_is_expected(text: str) -> None:
     with pytest.raises(ValueError, match="WORKFLOW=ROLE"):
         parse_grant(text)
+
+
+def test_registering_code_needs_admin_on_star_or_plus_code() -> None:
+    from relayflow.govern.access import Token
+
+    def token(*grants: str) -> Token:
+        return Token("t", "n", tuple(parse_grant(g) for g in grants), None, 0.0, None)
+
+    assert token("*=admin").allows("register_code", "support")
+    assert token("support=admin+code").allows("register_code", "support")
+    assert token("support=admin+sensitive+code").allows("register_code", "support")
+    assert not token("support=admin+code").allows("register_code", "billing")
+    scoped = token("support=admin")  # a scoped admin: never by default
+    assert scoped.allows("register", "support") and not scoped.allows("register_code", "support")
+    with pytest.raises(AccessDenied, match="runs code on workflow 'support'.*admin\\+code"):
+        scoped.check("register_code", "support")
+    with pytest.raises(ValueError, match=r"\+code .* goes with role admin only"):
+        parse_grant("support=operator+code")
+    assert str(parse_grant("support=admin+sensitive+code")) == "support=admin+sensitive+code"
 
 
 def test_the_tokens_commands_create_list_and_revoke(tmp_path: Path) -> None:
@@ -95,6 +116,9 @@ def test_the_tokens_commands_create_list_and_revoke(tmp_path: Path) -> None:
     listed = runner.invoke(app, ["tokens", "list", "--store", store])
     assert "alice" in listed.stdout and "support=reviewer" in listed.stdout
     assert secret not in listed.stdout
+    coder = ["tokens", "create", "carol", "--role", "support=admin+code", "--store", store]
+    assert runner.invoke(app, coder).exit_code == 0
+    assert "support=admin+code" in runner.invoke(app, ["tokens", "list", "--store", store]).stdout
     bad = runner.invoke(app, ["tokens", "create", "bob", "--role", "nonsense", "--store", store])
     assert bad.exit_code == 2 and "WORKFLOW=ROLE" in bad.output
     revoked = runner.invoke(app, ["tokens", "revoke", "alice", "--store", store])

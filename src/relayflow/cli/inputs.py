@@ -46,6 +46,7 @@ def file_items(location: str, limit: int | None = None) -> Iterator[Mapping[str,
     """Stream the records of ``location`` (never the whole file at once, except JSON, which
     has to be parsed whole); each must be a JSON object."""
     from relayflow.agents.formats import READERS, compression_of, format_of
+    from relayflow.text import surrogate_message, surrogate_path
 
     if limit is not None and limit <= 0:
         return
@@ -62,6 +63,9 @@ def file_items(location: str, limit: int | None = None) -> Iterator[Mapping[str,
                     f"{location}: item {count + 1} is {type(record).__name__}, not an object — "
                     "each item must be a JSON object (one per line in JSONL)"
                 )
+            where = surrogate_path(record)
+            if where is not None:
+                raise UserError(f"{location}: item {count + 1}: {surrogate_message(where)}")
             yield record
             count += 1
             if limit is not None and count >= limit:

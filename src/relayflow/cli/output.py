@@ -60,7 +60,11 @@ def note(message: str) -> None:
 
 
 def dumps(value: Any, *, indent: int | None = 2) -> str:
-    return json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+    from relayflow.text import clean
+
+    # a lone surrogate (from a model, or a store written before inputs were checked) cannot
+    # be written to a UTF-8 terminal: it is shown as U+FFFD
+    return json.dumps(clean(value), indent=indent, ensure_ascii=False, default=str)
 
 
 def print_json(value: Any, *, indent: int | None = 2) -> None:
@@ -69,13 +73,19 @@ def print_json(value: Any, *, indent: int | None = 2) -> None:
 
 
 def parse_json(text: str, what: str) -> Any:
+    from relayflow.text import surrogate_message, surrogate_path
+
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(
             f"{what} is not valid JSON: {exc.msg} at column {exc.colno} — "
             "quote it for the shell, e.g. '{\"id\": 1}'"
         ) from None
+    where = surrogate_path(value)
+    if where is not None:
+        raise UserError(f"{what}: {surrogate_message(where)}")
+    return value
 
 
 def parse_json_object(text: str, what: str) -> dict[str, Any]:

@@ -24,8 +24,9 @@ def create(
             "--role",
             "-r",
             help="WORKFLOW=ROLE (viewer, operator, reviewer, admin); '*' is every workflow; "
-            "add +sensitive to read sensitive agents' outputs (support=viewer+sensitive). "
-            "Repeat for more.",
+            "add +sensitive to read sensitive agents' outputs (support=viewer+sensitive), "
+            "+code to let an admin of one workflow register versions that run code "
+            "(support=admin+code; '*=admin' has it). Repeat for more.",
             show_default=False,
         ),
     ],
@@ -75,9 +76,7 @@ def list_tokens(
     for column in ("id", "name", "team", "roles", "created", "revoked"):
         table.add_column(column)
     for t in tokens:
-        roles = ", ".join(
-            f"{g.workflow}={g.role}" + ("+sensitive" if g.see_sensitive else "") for g in t.grants
-        )
+        roles = ", ".join(str(g) for g in t.grants)
         table.add_row(
             t.token_id,
             t.name,

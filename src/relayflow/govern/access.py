@@ -14,6 +14,11 @@ Roles and what they allow:
 A workflow's ``access.sensitive`` agents touch sensitive data: their outputs (and the fields they
 wrote into later outputs) are redacted for every token but an admin's or a grant with
 ``see_sensitive``. Every refusal is recorded in the ``denials`` table.
+
+Registering a workflow that runs code (transform scripts, service calls, pickled models) is
+running that code as the server's user: the ``register_code`` action needs an admin grant on
+``*`` or one given ``+code`` explicitly (``support=admin+code``); a scoped admin without it
+registers only workflows that run no code.
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from relayflow.errors import AccessDenied, StoreError
 from relayflow.store import schema
 
 Role = Literal["viewer", "operator", "reviewer", "admin"]
-Action = Literal["read", "submit", "cancel", "review", "feedback", "register", "audit"]
+Action = Literal[
+    "read", "submit", "cancel", "review", "feedback", "register", "register_code", "audit"
+]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 #: what each role may do
@@ -48,9 +55,22 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
 TOKEN_PREFIX = "rf_"
 
 
+#: the grant flags after ``+`` in ``WORKFLOW=ROLE+flag`` (the CLI's ``--role``)
+FLAGS = ("sensitive", "code")
+
+
 def roles_for(action: Action) -> list[Role]:
     """The roles that allow ``action``, for the message of a denial."""
+    if action == "register_code":
+        return ["admin"]
     return [role for role in ROLES if action in PERMISSIONS[role]]
+
+
+def needed_for(action: Action) -> str:
+    """What a denial of ``action`` says is needed."""
+    if action == "register_code":
+        return "role admin on '*', or admin+code on the workflow"
+    return f"role {' or '.join(roles_for(action))}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,24 +80,53 @@ class Grant:
     workflow: str
     role: Role
     see_sensitive: bool = False
+    #: may register workflows that run code (admin only; implied by admin on ``*``)
+    register_code: bool = False
 
     def covers(self, workflow: str | None) -> bool:
         return self.workflow == "*" or (workflow is not None and self.workflow == workflow)
 
+    def allows_code(self) -> bool:
+        return self.role == "admin" and (self.workflow == "*" or self.register_code)
+
     def to_json(self) -> dict[str, Any]:
-        return {"workflow": self.workflow, "role": self.role, "see_sensitive": self.see_sensitive}
+        return {
+            "workflow": self.workflow,
+            "role": self.role,
+            "see_sensitive": self.see_sensitive,
+            "register_code": self.register_code,
+        }
+
+    def __str__(self) -> str:
+        """As ``parse_grant`` reads it: ``support=admin+code``."""
+        flags = ("+sensitive" if self.see_sensitive else "") + (
+            "+code" if self.register_code else ""
+        )
+        return f"{self.workflow}={self.role}{flags}"
 
 
 def parse_grant(text: str) -> Grant:
-    """``WORKFLOW=ROLE`` or ``WORKFLOW=ROLE+sensitive`` (the CLI's ``--role``)."""
-    workflow, sep, role = text.partition("=")
-    role, plus, extra = role.partition("+")
-    if not sep or not workflow or role not in ROLES or (plus and extra != "sensitive"):
+    """``WORKFLOW=ROLE``, with ``+sensitive`` and/or ``+code`` after the role (the CLI's
+    ``--role``): ``support=viewer+sensitive``, ``support=admin+code``."""
+    workflow, sep, rest = text.partition("=")
+    role, *flags = rest.split("+")
+    if (
+        not sep
+        or not workflow
+        or role not in ROLES
+        or any(f not in FLAGS for f in flags)
+        or len(set(flags)) != len(flags)
+    ):
         raise ValueError(
-            f"{text!r} is not WORKFLOW=ROLE: use e.g. support=operator, '*=admin' or "
-            f"support=viewer+sensitive; roles: {', '.join(ROLES)}"
+            f"{text!r} is not WORKFLOW=ROLE[+FLAG]: use e.g. support=operator, '*=admin', "
+            f"support=viewer+sensitive or support=admin+code; roles: {', '.join(ROLES)}; "
+            f"flags: {', '.join(FLAGS)}"
         )
-    return Grant(workflow, role, bool(plus))
+    if "code" in flags and role != "admin":
+        raise ValueError(
+            f"{text!r}: +code (may register workflows that run code) goes with role admin only"
+        )
+    return Grant(workflow, role, "sensitive" in flags, "code" in flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +144,8 @@ class Token:
         """Whether some grant covering ``workflow`` allows ``action``. ``workflow`` None asks
         about an action on no one workflow (the denials log): only ``*`` grants count."""
         return any(
-            g.covers(workflow) and action in PERMISSIONS[g.role]
+            g.covers(workflow)
+            and (g.allows_code() if action == "register_code" else action in PERMISSIONS[g.role])
             for g in self.grants
             if workflow is not None or g.workflow == "*"
         )
@@ -112,9 +162,12 @@ class Token:
         """Raise AccessDenied naming the action, the workflow and the roles that allow it."""
         if not self.allows(action, workflow):
             where = f"workflow {workflow!r}" if workflow else "every workflow ('*')"
+            what = "register a workflow that runs code" if action == "register_code" else action
+            hint = ""
+            if workflow is None and action == "register":
+                hint = " (or name the workflow in the request)"
             raise AccessDenied(
-                f"token {self.name!r} may not {action} on {where}: "
-                f"needs role {' or '.join(roles_for(action))}"
+                f"token {self.name!r} may not {what} on {where}: needs {needed_for(action)}{hint}"
             )
 
 
@@ -231,7 +284,7 @@ class TokenStore:
 
 def _token(row: Any) -> Token:
     grants = tuple(
-        Grant(g["workflow"], g["role"], bool(g.get("see_sensitive")))
+        Grant(g["workflow"], g["role"], bool(g.get("see_sensitive")), bool(g.get("register_code")))
         for g in json.loads(row.grants)
     )
     return Token(row.token_id, row.name, grants, row.team, row.created, row.revoked)

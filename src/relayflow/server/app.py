@@ -3,7 +3,7 @@ errors, a request body limit, and the service's life bound to the app's lifespan
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -12,7 +12,8 @@ from fastapi.staticfiles import StaticFiles
 
 from relayflow import __version__
 from relayflow.server import errors, feedback, figures, pages, reviews, runs, sse, workflows
-from relayflow.server.service import Service
+from relayflow.server.confine import roots_of
+from relayflow.server.service import MetricsAccess, Service
 
 #: the default request body limit: 1 MiB
 MAX_BODY = 1 << 20
@@ -34,14 +35,23 @@ def create_app(
     max_body: int = MAX_BODY,
     workflows_dir: str | Path | None = None,
     claim_seconds: float = 900.0,
+    workflow_roots: Sequence[str | Path] = (),
+    metrics: MetricsAccess = "token",
 ) -> FastAPI:
     """The app over the store at ``store`` (a path or database URL). ``workers`` runs execute
     at once; a request body over ``max_body`` bytes is refused with 413; workflows posted as
-    text are kept under ``workflows_dir`` (default: ``workflows/`` beside a SQLite store)."""
+    text are kept under ``workflows_dir`` (default: ``workflows/`` beside a SQLite store).
+    A workflow may be registered by path, and may name files, only under ``workflow_roots``
+    (none: registration by path is off); ``metrics`` says who reads ``/metrics``."""
     from relayflow.store.sql_store import store_url
 
     service = Service(
-        store_url(store), workers=workers, workflows_dir=workflows_dir, claim_seconds=claim_seconds
+        store_url(store),
+        workers=workers,
+        workflows_dir=workflows_dir,
+        claim_seconds=claim_seconds,
+        workflow_roots=roots_of(workflow_roots),
+        metrics_access=metrics,
     )
 
     @asynccontextmanager
@@ -58,6 +68,7 @@ def create_app(
         summary="Run AI workflows declared in YAML; review what the machine is unsure of.",
         openapi_tags=TAGS,
         lifespan=lifespan,
+        default_response_class=errors.SafeJSON,
     )
     app.state.service = service
     errors.install(app)

@@ -1,56 +1,137 @@
 """The server's registered workflows: every version kept (by content hash) in the store's
-``workflow_versions`` table, each loadable with ``load_workflow`` semantics.
+``workflow_versions`` table, each loadable with ``load_workflow`` semantics, and every
+registration recorded (``workflow_registrations``: who, when, the hash of what it named).
 
-A workflow posted as text is written to ``<workflows_dir>/<name>/<version>/workflow.yaml`` and
-its relative paths resolve there; one registered by a path on the server's disk keeps its own
-folder (scripts, templates, data beside it).
+A workflow posted as text (with its bundle of files, if any) is written to
+``<workflows_dir>/<name>/<version>/`` and its relative paths resolve there; one registered by
+a path under a ``--workflow-root`` keeps its own folder. Either may name files only inside
+those folders (server/confine.py). Preparing a registration (reading, writing the bundle,
+validating) blocks: the service runs it off the event loop; the store writes stay on it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import secrets
+import shutil
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from relayflow.errors import Problem, SpecError, StoreError
-from relayflow.spec.loader import Workflow, load_spec, load_spec_text
+from relayflow.server import confine
+from relayflow.spec.loader import Workflow, load_spec_text
 from relayflow.store import schema
+
+Source = Literal["yaml", "bundle", "path"]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A registration that validated, not yet kept: ``staging`` (a text's folder) moves into
+    place on ``commit``; ``runs_code`` says whether it needs the ``register_code`` right."""
+
+    workflow: Workflow
+    text: str
+    source: Source
+    files_hash: str
+    runs_code: bool
+    staging: Path | None
 
 
 class Catalog:
-    def __init__(self, engine: Engine, workflows_dir: Path) -> None:
+    def __init__(self, engine: Engine, workflows_dir: Path, roots: Sequence[Path] = ()) -> None:
         self.engine = engine
         self.dir = workflows_dir
+        self.roots = tuple(roots)
         self._loaded: dict[tuple[str, str], Workflow] = {}
 
-    def register_text(self, name: str, text: str, by: str | None) -> Workflow:
-        """Validate ``text`` as workflow ``name`` and keep it (SpecError lists its problems)."""
-        import hashlib
+    # ---- preparing (blocking: off the event loop) --------------------------------------------
 
-        version = hashlib.sha256(text.encode()).hexdigest()[:12]
-        file = self.dir / name / version / "workflow.yaml"
+    def prepare_text(
+        self, name: str, text: str, files: Mapping[str, bytes] | None = None
+    ) -> Prepared:
+        """Validate ``text`` (and its bundle) as workflow ``name`` in a staging folder of its
+        own; SpecError lists the problems, a file it names outside its folder and the roots
+        among them."""
+        files = confine.bundle_bytes(files or {})
+        staging = self.dir / name / f".staging-{secrets.token_hex(8)}"
         try:
-            workflow = load_spec_text(text, file)
+            staging.mkdir(parents=True)
+            (staging / confine.BUNDLE_YAML).write_text(text, encoding="utf-8")
+            confine.write_bundle(staging, files)
+            workflow = self._load_text(name, text, staging)
+            confine.confine(workflow, (Path(staging).resolve(), *self.roots), f"{name}.yaml")
         except SpecError as exc:
-            raise SpecError(
-                [_shown_as(p, str(file), f"{name}.yaml") for p in exc.problems]
-            ) from None
-        workflow = self._named(workflow, name, f"{name}.yaml")
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text(text, encoding="utf-8")
-        return self._keep(workflow, text, by)
+            shutil.rmtree(staging, ignore_errors=True)
+            raise SpecError([_shown_as(p, staging, name) for p in exc.problems]) from None
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if files:
+            files_hash = confine.manifest_hash(text, files)
+            workflow = dataclasses.replace(workflow, version=files_hash[:12])
+        else:
+            files_hash = confine.referenced_hash(text, workflow)
+        return Prepared(
+            workflow,
+            text,
+            "bundle" if files else "yaml",
+            files_hash,
+            confine.runs_code(workflow),
+            staging,
+        )
 
-    def register_path(self, path: str, name: str | None, by: str | None) -> Workflow:
-        """Load the workflow file at ``path`` on this machine and keep its current text."""
-        file = Path(path).expanduser().absolute()
-        workflow = load_spec(file)
-        workflow = self._named(workflow, name or workflow.name, str(file))
-        return self._keep(workflow, file.read_text(encoding="utf-8"), by)
+    def prepare_path(self, path: str, name: str | None) -> Prepared:
+        """Read the workflow file at ``path`` (a regular ``.yaml`` under a root, bounded) and
+        validate it where it is; problems never quote the file's values."""
+        real, text = confine.read_workflow_file(path, self.roots)
+        try:
+            workflow = load_spec_text(text, real)
+            workflow = self._named(workflow, name or workflow.name, str(real))
+            confine.confine(workflow, self.roots, str(real))
+        except SpecError as exc:
+            raise SpecError([_quiet(p) for p in exc.problems]) from None
+        return Prepared(
+            workflow,
+            text,
+            "path",
+            confine.referenced_hash(text, workflow),
+            confine.runs_code(workflow),
+            None,
+        )
+
+    def commit(self, prepared: Prepared) -> Workflow:
+        """Move a text's staging folder to ``<name>/<version>/`` (kept as it is when that
+        version is there already) and load the workflow from its final place."""
+        if prepared.staging is None:
+            return prepared.workflow
+        workflow = prepared.workflow
+        final = self.dir / workflow.name / workflow.version
+        try:
+            prepared.staging.rename(final)
+        except OSError:
+            if not final.is_dir():
+                shutil.rmtree(prepared.staging, ignore_errors=True)
+                raise StoreError(f"cannot keep the workflow's files under {final}") from None
+            shutil.rmtree(prepared.staging, ignore_errors=True)  # the same content is there
+        loaded = load_spec_text(prepared.text, final / confine.BUNDLE_YAML)
+        return dataclasses.replace(loaded, name=workflow.name, version=workflow.version)
+
+    def discard(self, prepared: Prepared) -> None:
+        if prepared.staging is not None:
+            shutil.rmtree(prepared.staging, ignore_errors=True)
+
+    def _load_text(self, name: str, text: str, folder: Path) -> Workflow:
+        workflow = load_spec_text(text, folder / confine.BUNDLE_YAML)
+        return self._named(workflow, name, f"{name}.yaml")
 
     def _named(self, workflow: Workflow, name: str, shown: str) -> Workflow:
         declared = workflow.spec.name
@@ -68,23 +149,54 @@ class Catalog:
             )
         return dataclasses.replace(workflow, name=name)
 
-    def _keep(self, workflow: Workflow, text: str, by: str | None) -> Workflow:
+    # ---- keeping (the store: on the event loop) ------------------------------------------------
+
+    def keep(
+        self, prepared: Prepared, workflow: Workflow, by: str, token_id: str | None
+    ) -> Workflow:
+        """Record the version (once) and this registration (always), in one transaction."""
         key = (workflow.name, workflow.version)
         t = schema.workflow_versions
-        exists = self._read(select(t.c.version).where(t.c.name == key[0], t.c.version == key[1]))
-        if not exists:
-            self._write(
-                t.insert().values(
-                    name=key[0],
-                    version=key[1],
-                    file=str(workflow.file),
-                    text=text,
-                    registered_by=by,
-                    created=time.time(),
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                exists = conn.execute(
+                    select(t.c.version).where(t.c.name == key[0], t.c.version == key[1])
+                ).first()
+                if exists is None:
+                    conn.execute(
+                        t.insert().values(
+                            name=key[0],
+                            version=key[1],
+                            file=str(workflow.file),
+                            text=prepared.text,
+                            registered_by=by,
+                            created=now,
+                        )
+                    )
+                conn.execute(
+                    schema.workflow_registrations.insert().values(
+                        registration_id=secrets.token_hex(8),
+                        workflow=key[0],
+                        version=key[1],
+                        token_id=token_id,
+                        registered_by=by,
+                        ts=now,
+                        source=prepared.source,
+                        files_hash=prepared.files_hash,
+                        runs_code=int(prepared.runs_code),
+                    )
                 )
-            )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write the workflow catalog: {exc}") from exc
         self._loaded[key] = workflow
         return workflow
+
+    def registrations(self, name: str) -> list[dict[str, Any]]:
+        """Every registration of ``name``, newest first."""
+        t = schema.workflow_registrations
+        q = select(t).where(t.c.workflow == name).order_by(t.c.ts.desc())
+        return [{**r._mapping, "runs_code": bool(r.runs_code)} for r in self._read(q)]
 
     def names(self) -> list[str]:
         t = schema.workflow_versions
@@ -110,7 +222,10 @@ class Catalog:
         if not rows:
             return None
         row = rows[0]
-        workflow = dataclasses.replace(load_spec_text(row.text, Path(row.file)), name=name)
+        # the registered version: a bundle's hashes its files too, not only the text
+        workflow = dataclasses.replace(
+            load_spec_text(row.text, Path(row.file)), name=name, version=row.version
+        )
         self._loaded[key] = workflow
         return workflow
 
@@ -121,16 +236,25 @@ class Catalog:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read the workflow catalog: {exc}") from exc
 
-    def _write(self, stmt: Any) -> None:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(stmt)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write the workflow catalog: {exc}") from exc
+
+def _shown_as(problem: Problem, staging: Path, name: str) -> Problem:
+    """A problem of a posted text names the text (``name.yaml``) or the bundle's file by its
+    relative path, not the server's staging copy."""
+    file, folder = problem.file, str(staging) + "/"
+    if file == folder + confine.BUNDLE_YAML:
+        file = f"{name}.yaml"
+    elif file.startswith(folder):
+        file = file[len(folder) :]
+    return dataclasses.replace(problem, file=file, message=problem.message.replace(folder, ""))
 
 
-def _shown_as(problem: Problem, real: str, shown: str) -> Problem:
-    """A problem of a posted text names the text, not the server's copy of it."""
-    if problem.file != real:
-        return problem
-    return dataclasses.replace(problem, file=shown)
+_GOT = re.compile(r"\s*\(got .*\)$", re.DOTALL)
+_NOT_ALLOWED = re.compile(r"^.* is not allowed$", re.DOTALL)
+
+
+def _quiet(problem: Problem) -> Problem:
+    """A problem without the values it quotes: what a file on the server's disk holds is not
+    the client's to read back in an error (``(got 'postgres://admin:…')``)."""
+    message = _GOT.sub("", problem.message)
+    message = _NOT_ALLOWED.sub("this value is not allowed", message)
+    return dataclasses.replace(problem, message=message)

@@ -33,6 +33,14 @@ def caller(
     return service(request).authenticate(secret)
 
 
+def caller_secret(request: Request) -> str | None:
+    """The secret a request carries, for a route outside the OpenAPI security scheme."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return request.cookies.get(COOKIE)
+
+
 Svc = Annotated[Service, Depends(service)]
 Caller = Annotated[Token, Depends(caller)]
 

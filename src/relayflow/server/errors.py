@@ -1,5 +1,6 @@
-"""Every error as JSON ``{"error": …, "detail": …}`` with the right status, and the request
-body limit (413) enforced while the body streams in, before it is all read."""
+"""Every error as JSON ``{"error": …, "detail": …}`` with the right status, the request body
+limit (413) enforced while the body streams in, and the JSON response class that can encode
+whatever it is given (a lone surrogate becomes U+FFFD rather than a 500)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from relayflow.errors import AccessDenied, SpecError, StoreError
 from relayflow.scrub import scrub
 from relayflow.server.service import Conflict, NotFound, Unauthorized
+from relayflow.text import clean
+
+
+class SafeJSON(JSONResponse):
+    """The app's JSON responses: text that UTF-8 cannot carry (a lone surrogate from a model, a
+    source or a store written before the API refused it) is replaced, never a failed answer."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return super().render(clean(content))
 
 
 def _json(status: int, error: str, detail: Any = None, **headers: str) -> JSONResponse:
     # an error's text may quote a credential (a store URL's password, a key a provider echoed)
     body = {"error": scrub(error), "detail": scrub(detail) if isinstance(detail, str) else detail}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return SafeJSON(body, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
@@ -55,6 +68,7 @@ def install(app: FastAPI) -> None:
             reason = (bad_json[0].get("ctx") or {}).get("error", "")
             where = bad_json[0]["loc"][-1] if bad_json[0].get("loc") else "?"
             return _json(400, "malformed JSON", f"{reason} at character {where}".strip())
+        # loc, msg and type only: pydantic's ``input`` and ``ctx`` would echo what was sent
         detail = [
             {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e["type"]}
             for e in errors
@@ -64,7 +78,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
-        return JSONResponse(
+        return SafeJSON(
             {"error": str(exc.detail), "detail": None},
             status_code=exc.status_code,
             headers=headers,

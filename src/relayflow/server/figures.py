@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from relayflow import __version__
-from relayflow.server.deps import COMMON, NOT_FOUND, Caller, Svc
+from relayflow.server.deps import COMMON, NOT_FOUND, Caller, Svc, caller_secret
 from relayflow.server.models import DenialView, Health, Me, WorkflowMetrics
 from relayflow.server.workflows import WorkflowName
 
@@ -54,8 +54,20 @@ async def health(svc: Svc) -> Health:
     "/metrics",
     response_class=Response,
     tags=["metrics"],
-    summary="Prometheus metrics",
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    summary="Prometheus metrics (a token that reads every workflow, unless served public)",
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
+        **{k: v for k, v in COMMON.items() if k in (401, 403)},
+        **NOT_FOUND,
+    },
 )
-async def prometheus(svc: Svc) -> Response:
+async def prometheus(request: Request, svc: Svc) -> Response:
+    """Workflow names and counts of every workflow: by default only a token with a grant on
+    `*` reads them (scrape with `authorization: {credentials: …}`); `relayflow serve
+    --metrics public` serves them to anyone, `--metrics off` not at all."""
+    mode = svc.metrics_access
+    if mode == "off":
+        raise HTTPException(404, "Not Found")
+    if mode == "token":
+        svc.check(svc.authenticate(caller_secret(request)), "read", None)
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from relayflow.text import surrogate_message, surrogate_path
 
 #: a workflow's name in a URL: letters, digits, ``_ . -``
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$"
 #: the largest batch one request may submit
 MAX_BATCH = 1000
+#: a workflow bundle: at most this many files, this many bytes in all (decoded)
+MAX_BUNDLE_FILES = 200
+MAX_BUNDLE_BYTES = 8 << 20
 
 RunStatus = Literal["queued", "running", "waiting_review", "succeeded", "failed", "cancelled"]
 ReviewStatus = Literal["pending", "approved", "corrected", "cancelled"]
@@ -17,6 +23,18 @@ ReviewStatus = Literal["pending", "approved", "corrected", "cancelled"]
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _encodable(cls, data: Any) -> Any:
+        # a lone surrogate (JSON allows "\ud800") could be stored but never served again:
+        # refuse it here, in any key or value at any depth, naming where it is
+        where = surrogate_path(data, "body")
+        if where is not None:
+            raise PydanticCustomError(
+                "unicode_surrogate", "{message}", {"message": surrogate_message(where)}
+            )
+        return data
 
 
 class ErrorBody(BaseModel):
@@ -29,9 +47,16 @@ class ErrorBody(BaseModel):
 # ---- workflows ----------------------------------------------------------------------------------
 
 
+class BundleFile(_Body):
+    """A binary file of a bundle (a model file …), base64-encoded."""
+
+    base64: str = Field(max_length=2 * MAX_BUNDLE_BYTES)
+
+
 class RegisterWorkflow(_Body):
-    """Register a workflow version: its YAML text, or a path on the server's disk (its folder
-    resolves the relative paths in it). The version is the hash of the text."""
+    """Register a workflow version: its YAML text (with ``files``, a bundle of the scripts,
+    templates and data it names, by relative path), or a path under one of the server's
+    ``--workflow-root`` folders. The version is the hash of the text and the files."""
 
     name: str | None = Field(
         default=None,
@@ -40,7 +65,16 @@ class RegisterWorkflow(_Body):
     )
     yaml: str | None = Field(default=None, max_length=1_000_000, description="The YAML text.")
     path: str | None = Field(
-        default=None, max_length=4096, description="A workflow file on the server's disk."
+        default=None,
+        max_length=4096,
+        description="A `.yaml` file under one of the server's `--workflow-root` folders.",
+    )
+    files: dict[str, str | BundleFile] | None = Field(
+        default=None,
+        max_length=MAX_BUNDLE_FILES,
+        description="With `yaml`: the files it names, by path relative to the YAML "
+        '(`scripts/prep.py`); text as a string, binary as `{"base64": …}`. Kept with the '
+        "version on the server; no absolute paths, `..` or links.",
     )
 
     @model_validator(mode="after")
@@ -49,6 +83,8 @@ class RegisterWorkflow(_Body):
             raise ValueError("give exactly one of `yaml` (the text) or `path` (a server file)")
         if self.yaml is not None and self.name is None:
             raise ValueError("a workflow registered by its text needs a `name`")
+        if self.files is not None and self.yaml is None:
+            raise ValueError("`files` go with `yaml`: a `path` registration keeps its folder")
         return self
 
 
@@ -64,6 +100,20 @@ class WorkflowVersion(BaseModel):
     file: str
     created: float
     registered_by: str | None
+
+
+class Registration(BaseModel):
+    """One registration request that succeeded: who, when, which version and files."""
+
+    registration_id: str
+    workflow: str
+    version: str
+    token_id: str | None
+    registered_by: str
+    ts: float
+    source: Literal["yaml", "bundle", "path"]
+    files_hash: str = Field(description="SHA-256 over the text and every file it names.")
+    runs_code: bool = Field(description="It runs code: transform scripts, services, pickles.")
 
 
 class WorkflowInfo(BaseModel):
@@ -217,6 +267,7 @@ class GrantView(BaseModel):
     workflow: str
     role: str
     see_sensitive: bool
+    register_code: bool = False
 
 
 class Me(BaseModel):

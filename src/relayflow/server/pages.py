@@ -23,6 +23,7 @@ from relayflow.server.deps import COOKIE
 from relayflow.server.models import ReviewView, RunView
 from relayflow.server.redact import MASK
 from relayflow.server.service import Conflict, NotFound, Service, Unauthorized
+from relayflow.text import surrogate_message, surrogate_path
 
 #: the double-submit CSRF cookie; every form carries the same value in a hidden field
 CSRF_COOKIE = "relayflow_csrf"
@@ -374,6 +375,9 @@ def _parse_output(text: str) -> tuple[str | None, dict[str, Any] | None]:
         return f"The correction is not valid JSON: {exc.msg} (line {exc.lineno}).", None
     if not isinstance(value, dict):
         return "The correction must be a JSON object: {…}.", None
+    where = surrogate_path(value)
+    if where is not None:
+        return f"The correction: {surrogate_message(where)}.", None
     if MASK in json.dumps(value):
         return (
             f"The correction still holds {MASK!r} values: fields hidden from your token "

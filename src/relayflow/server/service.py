@@ -5,10 +5,10 @@ The JSON routes (server/routes.py) and the review pages call the same methods:
 
     svc = request.app.state.service
     token = svc.authenticate(secret)                       # Unauthorized
-    svc.register_workflow(token, name=…, yaml=… | path=…)  # SpecError (422)
-    svc.list_workflows(token) / svc.get_workflow(token, name)
-    await svc.submit(token, name, data, version=None)      # -> RunView (queued)
-    await svc.submit_batch(token, name, items)              # -> BatchView
+    await svc.register_workflow(token, name=…, yaml=…, files=… | path=…)  # SpecError (422)
+    svc.list_workflows(token) / svc.get_workflow(token, name) / svc.registrations(token, name)
+    await svc.submit(token, name, data, version=None, idempotency_key=None)  # (RunView, replayed)
+    await svc.submit_batch(token, name, items, idempotency_key=None)  # (BatchView, replayed)
     svc.list_runs(token, workflow=…, status=…, batch_id=…) / svc.get_run(token, run_id)
     await svc.cancel(token, run_id) / await svc.resume(token, run_id)
     svc.run_events(token, run_id)                           # async iterator of (name, data)
@@ -35,12 +35,13 @@ from sqlalchemy import delete, select, update
 from relayflow.engine import events as ev
 from relayflow.engine.ids import new_id
 from relayflow.errors import AccessDenied, RelayflowError, StoreError
-from relayflow.govern.access import Action, Token, TokenStore, roles_for
+from relayflow.govern.access import Action, Token, TokenStore, needed_for
 from relayflow.govern.principal import Principal
 from relayflow.observe.metrics import PrometheusMetrics
 from relayflow.scrub import get_logger
-from relayflow.server.catalog import Catalog
+from relayflow.server.catalog import Catalog, Prepared
 from relayflow.server.events import NAMES, EventHub, event_json
+from relayflow.server.idempotency import Claim, IdempotencyKeys, Kind, body_hash
 from relayflow.server.models import (
     AgentInfo,
     BatchView,
@@ -50,6 +51,7 @@ from relayflow.server.models import (
     FeedbackView,
     GrantView,
     Me,
+    Registration,
     ReviewView,
     RunView,
     StepView,
@@ -71,6 +73,8 @@ if TYPE_CHECKING:
 log = get_logger("relayflow.server")
 
 FINAL = ("succeeded", "failed", "cancelled")
+#: who reads ``/metrics``: a token with a grant on ``*`` (default), anyone, or no one
+MetricsAccess = Literal["token", "public", "off"]
 
 
 class NotFound(RelayflowError):
@@ -95,11 +99,16 @@ class Service:
         workers: int = 8,
         workflows_dir: str | Path | None = None,
         claim_seconds: float = 900.0,
+        workflow_roots: Sequence[Path] = (),
+        metrics_access: MetricsAccess = "token",
     ) -> None:
         self.store_url = store_url
         self.workers = workers
         self.claim_seconds = claim_seconds
         self._workflows_dir = workflows_dir
+        #: the folders a workflow registered by path (and every file one names) must be in
+        self.workflow_roots = tuple(workflow_roots)
+        self.metrics_access = metrics_access
         self.metrics = PrometheusMetrics()
         self.hub = EventHub()
         self.store: SqlStore
@@ -115,7 +124,8 @@ class Service:
 
         self.store = SqlStore(self.store_url)
         self.tokens = TokenStore(self.store.engine)
-        self.catalog = Catalog(self.store.engine, self._default_dir())
+        self.catalog = Catalog(self.store.engine, self._default_dir(), self.workflow_roots)
+        self.keys = IdempotencyKeys(self.store.engine)
         self.pool = WorkerPool(self.store, [self.hub, self.metrics], self.workers)
         await self._recover()
 
@@ -171,9 +181,7 @@ class Service:
         try:
             token.check(action, workflow)
         except AccessDenied as exc:
-            self.tokens.record_denial(
-                token, action, workflow, " or ".join(roles_for(action)), str(exc)
-            )
+            self.tokens.record_denial(token, action, workflow, needed_for(action), str(exc))
             raise
 
     def me(self, token: Token) -> Me:
@@ -190,20 +198,42 @@ class Service:
 
     # ---- workflows ----------------------------------------------------------------------------
 
-    def register_workflow(
-        self, token: Token, *, name: str | None, yaml: str | None = None, path: str | None = None
+    async def register_workflow(
+        self,
+        token: Token,
+        *,
+        name: str | None,
+        yaml: str | None = None,
+        path: str | None = None,
+        files: Mapping[str, bytes] | None = None,
     ) -> WorkflowInfo:
+        """Check the role before anything is read or written, prepare the registration off
+        the event loop (reading a file, writing a bundle, validating), check the right to
+        register code when it runs some, then keep it and record who did."""
+        # no name: it is in the file, unread yet, so only a grant on every workflow covers it
+        self.check(token, "register", name)
+        prepared: Prepared
         if yaml is not None:
             assert name is not None
-            self.check(token, "register", name)
-            workflow = self.catalog.register_text(name, yaml, token.name)
+            prepared = await asyncio.to_thread(self.catalog.prepare_text, name, yaml, files)
         else:
             assert path is not None
-            if name is not None:
-                self.check(token, "register", name)
-            workflow = self.catalog.register_path(path, name, token.name)
-            self.check(token, "register", workflow.name)
+            prepared = await asyncio.to_thread(self.catalog.prepare_path, path, name)
+        try:
+            self.check(token, "register", prepared.workflow.name)
+            if prepared.runs_code:
+                self.check(token, "register_code", prepared.workflow.name)
+        except AccessDenied:
+            await asyncio.to_thread(self.catalog.discard, prepared)
+            raise
+        workflow = await asyncio.to_thread(self.catalog.commit, prepared)
+        self.catalog.keep(prepared, workflow, token.name, token.token_id)
         return self._info(workflow)
+
+    def registrations(self, token: Token, name: str) -> list[Registration]:
+        self.check(token, "read", name)
+        self._require_latest(name)
+        return [Registration(**row) for row in self.catalog.registrations(name)]
 
     def _readable(self, token: Token, workflow: str | None) -> list[str]:
         """The workflows a listing covers: the one asked for (refused unless the token may
@@ -276,25 +306,98 @@ class Service:
         *,
         version: str | None = None,
         item_key: str | None = None,
-    ) -> RunView:
-        """Record the run as queued (durably), then hand it to the worker pool."""
+        idempotency_key: str | None = None,
+    ) -> tuple[RunView, bool]:
+        """Record the run as queued (durably), then hand it to the worker pool. With an
+        ``idempotency_key`` a retry gets the first request's run: ``(view, replayed)``."""
         self.check(token, "submit", name)
         workflow = self._version(name, version)
-        record = self._queue(token, workflow, data, None, item_key)
-        return self._run_view(token, record, workflow, steps=None)
+        run_id = new_id()
+        if idempotency_key is not None:
+            body = {"input": data, "version": version, "item_key": item_key}
+            earlier = self._claim_key(token, name, idempotency_key, "run", body, run_id)
+            if earlier is not None:
+                record = self.store.get_run(earlier)
+                assert record is not None  # _claim_key released a key without its run
+                return self._run_view(token, record, self._workflow_of(record), None), True
+        try:
+            record = self._queue(token, workflow, data, None, item_key, run_id)
+        except BaseException:
+            if idempotency_key is not None:
+                self.keys.release(token.token_id, name, idempotency_key)
+            raise
+        return self._run_view(token, record, workflow, steps=None), False
 
     async def submit_batch(
-        self, token: Token, name: str, items: Sequence[Mapping[str, Any]], *, version: str | None
-    ) -> BatchView:
+        self,
+        token: Token,
+        name: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        version: str | None,
+        idempotency_key: str | None = None,
+    ) -> tuple[BatchView, bool]:
         self.check(token, "submit", name)
         workflow = self._version(name, version)
         batch_id = new_id()
-        runs = [
-            self._run_view(
-                token, self._queue(token, workflow, item, batch_id, str(i)), workflow, None
-            )
-            for i, item in enumerate(items)
-        ]
+        if idempotency_key is not None:
+            body = {"inputs": list(items), "version": version}
+            earlier = self._claim_key(token, name, idempotency_key, "batch", body, batch_id)
+            if earlier is not None:
+                return self._batch_view(token, name, earlier), True
+        runs: list[RunView] = []
+        try:
+            for i, item in enumerate(items):
+                record = self._queue(token, workflow, item, batch_id, str(i), new_id())
+                runs.append(self._run_view(token, record, workflow, None))
+        except BaseException:
+            # once a run is queued, a retry gets the batch as it is rather than a duplicate
+            if idempotency_key is not None and not runs:
+                self.keys.release(token.token_id, name, idempotency_key)
+            raise
+        return BatchView(batch_id=batch_id, workflow=name, runs=runs), False
+
+    def _claim_key(
+        self,
+        token: Token,
+        name: str,
+        key: str,
+        kind: Kind,
+        body: Mapping[str, Any],
+        new: str,
+    ) -> str | None:
+        """Claim ``key`` for the id ``new``: None when this request is the first, else the id
+        the first one created. Conflict when the key came with another request."""
+        digest = body_hash(body)
+        for _ in range(2):
+            earlier: Claim | None = self.keys.claim(token.token_id, name, key, kind, digest, new)
+            if earlier is None:
+                return None
+            if earlier.kind != kind or earlier.body_hash != digest:
+                what = "a batch" if earlier.kind == "batch" else "a run"
+                raise Conflict(
+                    f"Idempotency-Key {key!r} was used for {what} of workflow {name!r} with "
+                    "another body: send a new key for a new submission"
+                )
+            if self._submitted(kind, earlier.result_id):
+                return earlier.result_id
+            # the first request claimed the key but never queued anything (it died)
+            self.keys.release(token.token_id, name, key)
+        raise Conflict(f"Idempotency-Key {key!r} is being used by another request: retry")
+
+    def _submitted(self, kind: Kind, result_id: str) -> bool:
+        if kind == "run":
+            return self.store.get_run(result_id) is not None
+        t = schema.runs
+        found = self.store._select(select(t.c.run_id).where(t.c.batch_id == result_id).limit(1))
+        return bool(found)
+
+    def _batch_view(self, token: Token, name: str, batch_id: str) -> BatchView:
+        t = schema.runs
+        ids = [r[0] for r in self.store._select(select(t.c.run_id).where(t.c.batch_id == batch_id))]
+        records = [r for r in (self.store.get_run(i) for i in ids) if r is not None]
+        records.sort(key=lambda r: int(r.item_key) if r.item_key and r.item_key.isdigit() else 0)
+        runs = [self._run_view(token, r, self._workflow_of(r), None) for r in records]
         return BatchView(batch_id=batch_id, workflow=name, runs=runs)
 
     def _queue(
@@ -304,8 +407,8 @@ class Service:
         data: Mapping[str, Any],
         batch_id: str | None,
         item_key: str | None,
+        run_id: str,
     ) -> RunRecord:
-        run_id = new_id()
         self._write(
             schema.server_runs.insert().values(
                 run_id=run_id,

@@ -12,6 +12,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from relayflow.server.deps import COMMON, NOT_FOUND, Caller, Svc
 from relayflow.server.runs import RunId
+from relayflow.text import clean
 
 router = APIRouter(tags=["runs"], responses=COMMON)
 
@@ -37,6 +38,8 @@ async def events(run_id: RunId, svc: Svc, token: Caller) -> EventSourceResponse:
 
     async def messages() -> AsyncIterator[dict[str, str]]:
         async for name, data in stream:
-            yield {"event": name, "data": json.dumps(data, default=str)}
+            # live events come straight from the runners: a model's lone surrogate is
+            # replaced here as the store's reads replace it
+            yield {"event": name, "data": json.dumps(clean(data), default=str)}
 
     return EventSourceResponse(messages(), ping=15)

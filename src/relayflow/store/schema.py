@@ -144,6 +144,37 @@ workflow_versions = Table(
     Index("ix_workflow_versions_created", "name", "created"),
 )
 
+#: every successful registration request (the version row is written once, by the first):
+#: who registered what, when, from which source, the hash of the text and every file it names
+workflow_registrations = Table(
+    "workflow_registrations",
+    metadata,
+    Column("registration_id", String(32), primary_key=True),
+    Column("workflow", String(200), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("token_id", String(64)),
+    Column("registered_by", String(200), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("source", String(10), nullable=False),  # yaml | bundle | path
+    Column("files_hash", String(64), nullable=False),
+    Column("runs_code", Integer, nullable=False),
+    Index("ix_workflow_registrations_workflow", "workflow", "ts"),
+)
+
+#: ``Idempotency-Key`` of run and batch submissions, per token and workflow: a retry with the
+#: same key and body gets the run (or batch) the first request made; another body is a 409
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("token_id", String(64), primary_key=True),
+    Column("workflow", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("kind", String(10), nullable=False),  # run | batch
+    Column("body_hash", String(64), nullable=False),
+    Column("result_id", String(64), nullable=False),  # the run id or the batch id
+    Column("created", Float, nullable=False),
+)
+
 #: runs submitted to the server: who submitted them (budgets charge that token), so a restarted
 #: server picks up its own queued and running runs, and only those
 server_runs = Table(

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from relayflow.store import schema
+from relayflow.text import clean, clean_text, has_surrogate
 
 
 def dumps(value: Any) -> str:
@@ -22,7 +23,15 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    """A stored payload. ``dumps`` escapes every non-ASCII character, so a lone surrogate that
+    a model, a source or an older server let in reads back as one: it becomes U+FFFD here,
+    since nothing downstream (JSON responses, pages, the terminal) can encode it."""
+    if text is None:
+        return None
+    value = json.loads(text)
+    if "\\ud" in text or "\\uD" in text:
+        value = clean(value)
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -56,11 +65,22 @@ class Statement:
         }
 
     def params(self, row: Mapping[str, Any]) -> Any:
+        row = _encodable(row)
         if self.positional:
             if self.fixed:
                 return tuple(self.fixed[k] if k in self.fixed else row[k] for k in self.keys)
             return tuple([row[k] for k in self.keys])
         return {**self.fixed, **row} if self.fixed else row
+
+
+def _encodable(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``row`` with U+FFFD for each lone surrogate in a text value (a script's error message, a
+    source's item key): the driver refuses such text, and with it the whole batch of writes
+    and every later flush that retries it. JSON payloads are ASCII (``dumps``) and skip this."""
+    bad = [k for k, v in row.items() if isinstance(v, str) and not v.isascii() and has_surrogate(v)]
+    if not bad:
+        return row
+    return {**row, **{k: clean_text(row[k]) for k in bad}}
 
 
 class Statements:
