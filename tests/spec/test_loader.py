@@ -386,7 +386,10 @@ def test_load_spec_text_resolves_against_the_given_file(workdir: Path) -> None:
 
 def test_a_self_referencing_alias_is_a_spec_error(problems: Problems) -> None:
     [problem] = problems("workflow: &loop [*loop]\n")
-    assert (problem.line, problem.message) == (1, "an agent must be a mapping")
+    assert (problem.line, problem.message) == (
+        1,
+        "alias *loop refers to a value that contains it (a structure without end)",
+    )
 
 
 def test_an_impossible_date_is_reported_at_its_line(problems: Problems) -> None:

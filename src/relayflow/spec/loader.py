@@ -15,7 +15,7 @@ from relayflow.errors import Problem, SpecError
 from relayflow.spec.extends import KEY, Layered, attribute, base_path, merge
 from relayflow.spec.models import AGENT_CONFIGS, AgentConfig, Defaults, WorkflowSpec
 from relayflow.spec.validate import validate_workflow
-from relayflow.spec.yaml_lines import LineMap, Path_, parse_yaml
+from relayflow.spec.yaml_lines import LineMap, Path_, YAMLLimitError, parse_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +246,8 @@ def _yaml_problem(exc: yaml.YAMLError, text: str, where: str) -> Problem:
     else:
         line = 0
     what = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+    if isinstance(exc, YAMLLimitError):
+        return Problem(where, line, "", what, exc.fix)
     fix = "indent with spaces: YAML forbids tabs" if "'\\t'" in what else "fix the YAML syntax"
     return Problem(where, line, "", f"invalid YAML: {what}", fix)
 
