@@ -17,6 +17,7 @@ from relayflow.spec.problems import did_you_mean, problems_from
 from relayflow.spec.problems import dotted as _dotted
 from relayflow.spec.problems import short as _short
 from relayflow.spec.validate import validate_workflow
+from relayflow.spec.validate_models import model_file_notes
 from relayflow.spec.yaml_lines import LineMap, Path_, YAMLLimitError, parse_yaml
 
 
@@ -37,6 +38,9 @@ class Workflow:
     #: the file that ``extends:`` names, when ``file`` is an overlay of it (relative paths
     #: start at its folder)
     extends: Path | None = None
+    #: what is not wrong yet but will stop a run (a model file still to be trained), shown by
+    #: ``relayflow validate`` as warnings
+    notes: tuple[Problem, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -166,6 +170,9 @@ def load_spec_text(text: str, file: Path) -> Workflow:
     if problems:
         raise SpecError(sorted(set(problems), key=lambda p: _order(p, where)))
     assert spec is not None
+    notes = model_file_notes(spec.models, root.parent, lines, str(root))
+    if layered is not None:
+        notes = attribute(notes, where, str(root), layered.owned)
     # absolute: the folder of `workflow.yaml` given as a bare name is the current one
     name = spec.name or (root.absolute().parent.name if root.stem == "workflow" else root.stem)
     if layered is not None:
@@ -181,6 +188,7 @@ def load_spec_text(text: str, file: Path) -> Workflow:
         depends_on,
         lines,
         root.absolute() if layered is not None else None,
+        tuple(notes),
     )
 
 
