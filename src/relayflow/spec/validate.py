@@ -18,6 +18,7 @@ from relayflow.spec.models import (
     RetrainConfig,
     WorkflowSpec,
 )
+from relayflow.spec.validate_allow import validate_allow, validate_lookup_hosts
 from relayflow.spec.validate_files import (
     path_kind,
     resolve_path,
@@ -85,6 +86,8 @@ def validate_workflow(
         problems += _validate_evaluate(spec, base, lines, str(file))
         problems += _validate_access(spec, agents, lines, str(file))
         problems += _validate_budget(spec, lines, str(file))
+        problems += validate_allow(spec, base, lines, str(file))
+        problems += validate_lookup_hosts(spec, agents, where)
     problems += _validate_outputs(agents, where)
     problems += _validate_retrain(agents, where)
     problems += validate_scripts(agents, base, where)
