@@ -131,3 +131,12 @@ def test_a_variant_override_with_a_misspelt_key_names_the_field(problems: Proble
     [problem] = [p for p in found if p.field.endswith("fucntion")]
     assert (problem.line, problem.field) == (10, "variants[1].agents.a.fucntion")
     assert problem.fix == "did you mean `function`?"
+
+
+def test_a_key_with_a_line_break_is_still_reported_on_one_line(problems: Problems) -> None:
+    """Found by the fuzz test: a key holding a newline (or U+2028) split the problem over two
+    lines of `relayflow validate`'s output."""
+    [problem] = problems(f'{AGENT}"bud\\nget\\u2028": 1\n')
+    assert problem.field == "bud\nget\u2028"
+    assert str(problem).splitlines() == [str(problem)]
+    assert "bud\\nget\\u2028: unknown section" in str(problem)
