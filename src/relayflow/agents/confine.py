@@ -1,12 +1,5 @@
 """Where a lookup may read: the roots a workflow allows (its folder, ``allow:``, the literal
-prefix of a URL template), and the check that a rendered path or URL stays inside them.
-
-A rendered value is refused unless every reading of it stays inside: as written, with
-percent-escapes decoded (again and again: ``%252e``), and with backslashes as slashes. A file is
-compared by its real path (symlinks resolved); a URL by scheme, user, host and port, and by its
-path, which may hold no ``.`` or ``..`` segment at all (an HTTP client or an S3 client with
-path-style addressing would resolve them, possibly into another bucket).
-"""
+prefix of a URL template), and the check that a rendered path or URL stays inside them."""
 
 from __future__ import annotations
 
@@ -51,7 +44,8 @@ class UrlRoot:
         scheme, authority, path = parts
         if (scheme, authority) != (self.scheme, self.authority):
             return False
-        return path == self.path or path.startswith(self.path.rstrip("/") + "/")
+        base = self.path.rstrip("/")
+        return path == base or path.startswith(base + "/")
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.authority}{self.path}"
@@ -104,7 +98,11 @@ def roots_for(
             if root is not None:
                 urls.append(root)
         else:
-            path = Path(entry.removeprefix("file://")).expanduser()
+            path = Path(entry.removeprefix("file://"))
+            try:
+                path = path.expanduser()
+            except RuntimeError:  # ~user unknown here: taken as written, as validate does
+                pass
             folders.append(path if path.is_absolute() else base_dir / path)
     real = tuple(dict.fromkeys(os.path.realpath(f) for f in folders))
     return Roots(real, tuple(dict.fromkeys(urls)))
@@ -114,7 +112,8 @@ def text_refusal(rendered: str, template: str) -> str | None:
     """Why ``rendered`` may not even be looked up (a short reason), or None."""
     if _CONTROL.search(rendered):
         return "it holds a control character (a NUL byte, a newline …)"
-    if "::" in rendered and "::" not in literal_prefix(template):
+    unbracketed = re.sub(r"\[[0-9A-Fa-f:.]*\]", "", rendered)  # an IPv6 host: http://[::1]/
+    if "::" in unbracketed and "::" not in literal_prefix(template):
         return "it chains filesystems with '::'"
     return None
 
@@ -156,7 +155,9 @@ def file_inside(path: str, folders: Iterable[str]) -> bool:
 
 def _readings(value: str) -> set[str]:
     """``value`` as written, percent-decoded until it no longer changes, and each of those
-    with backslashes read as slashes."""
+    with backslashes read as slashes. A value passes only if every reading does: some layer
+    between here and the bytes read (fsspec, an HTTP client, a server) may decode or
+    normalise it, and ``%252e`` is ``..`` to one that decodes twice."""
     out = {value}
     decoded = value
     for _ in range(8):
@@ -188,6 +189,8 @@ def _split(url: str) -> tuple[str, str, str] | None:
 
 
 def _dot_segment(url: str) -> bool:
+    # not normalised away but refused: an HTTP client resolves `..`, and an S3 client that
+    # puts the bucket in the path (path-style addressing) would walk into another bucket
     try:
         path = urlsplit(url).path
     except ValueError:

@@ -39,8 +39,9 @@ def validate_allow(spec: WorkflowSpec, base: Path, lines: LineMap, file: str) ->
         if is_url(entry):
             if url_root(entry) is None:
                 problems.append(
-                    Problem(file, line, field, f"{entry!r} is not a URL prefix with a host",
-                            f"write scheme://host/path/, {_EXAMPLE}")
+                    Problem(file, line, field,
+                            f"{entry!r} is not a URL prefix with a host and a plain path",
+                            f"write scheme://host/path/ (no `.` or `..` segments), {_EXAMPLE}")
                 )  # fmt: skip
             continue
         path = resolve_path(base, entry.removeprefix("file://"))
