@@ -34,7 +34,13 @@ class Problem:
         where = f"{self.file}:{self.line}" if self.line else self.file
         text = f"{where}: {self.field}: " if self.field else f"{where}: "
         text += self.message
-        return f"{text} — {self.fix}" if self.fix else text
+        text = f"{text} — {self.fix}" if self.fix else text
+        # one line, whatever a key or value of the user's file holds (a newline, U+2028 …)
+        return text if text.isprintable() else "".join(map(_visible, text))
+
+
+def _visible(char: str) -> str:
+    return char if char.isprintable() else repr(char)[1:-1]
 
 
 class RelayflowError(Exception):

@@ -87,3 +87,22 @@ def test_an_unexpected_exception_is_one_line_unless_debugging(
     monkeypatch.setenv("RELAYFLOW_DEBUG", "1")
     result = cli("validate", good)
     assert isinstance(result.exception, RuntimeError)
+
+
+def test_a_model_file_still_to_train_is_a_warning_and_the_file_passes(cli: Cli) -> None:
+    path = cli.write(
+        "workflow.yaml",
+        "models:\n  m:\n    provider: sklearn\n    model: clf.joblib\n"
+        "workflow:\n  - name: ask\n    type: inference\n    model: m\n    features: [a]\n",
+    )
+    result = cli("validate", path)
+    assert result.exit_code == 0
+    assert result.stdout == f"ok: {path} (1 agent)\n"
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"warning: {path}:4: models.m.model: model file ")
+    assert line.endswith(
+        "clf.joblib does not exist yet — create it before running (train and "
+        "save the model there), or fix the path (relative to the YAML)"
+    )
+    (cli.folder / "clf.joblib").write_bytes(b"")
+    assert cli("validate", path).stderr == ""

@@ -143,3 +143,19 @@ def test_chains_are_refused_at_the_base_that_extends(seed_base: Path, write: Wri
     [problem] = _problems(top)
     assert (problem.file, problem.line, problem.field) == (str(middle), 1, "extends")
     assert "cannot extend a third" in problem.message
+
+
+def test_a_problem_in_a_list_section_of_the_overlay_names_the_overlay(
+    seed_base: Path, write: Write
+) -> None:
+    """`variants[1].name`, `allow[0]`: the index once hid the section, and the problem was
+    put in the base, at a line of the overlay."""
+    overlay = write(
+        "extends: workflow.yaml\nvariants:\n  - name: a\n  - name: 'no spaces'\nallow: [nowhere]\n",
+        "ab.yaml",
+    )
+    found = _problems(overlay)
+    assert [(p.file, p.line, p.field) for p in found] == [
+        (str(overlay), 4, "variants[1].name"),
+        (str(overlay), 5, "allow[0]"),
+    ]

@@ -311,11 +311,17 @@ def test_an_output_schema_file_is_checked_in_its_file(problems: Problems, write:
     assert (problem.file, problem.line, problem.field) == (str(schema), 3, "ask.output_schema")
 
 
-def test_true_is_a_valid_ruleset(write: Write) -> None:
-    write("true", "rules.json")
-    load_spec(
-        write("workflow:\n  - name: check\n    type: quality_check\n    ruleset: rules.json\n")
+@pytest.mark.parametrize("text", ["true", "false"])
+def test_a_boolean_ruleset_is_refused_as_the_step_refuses_it(
+    problems: Problems, write: Write, text: str
+) -> None:
+    """jsonschema takes true/false as schemas, but the quality check reads an object
+    (read_schema): validate said ok to a file that run then refused."""
+    write(text, "rules.json")
+    [problem] = problems(
+        "workflow:\n  - name: check\n    type: quality_check\n    ruleset: rules.json\n"
     )
+    assert problem.message == "a JSON Schema is an object, not bool"
 
 
 # validate_workflow called directly
@@ -331,7 +337,7 @@ def test_validate_workflow_maps_agents_to_their_positions(tmp_path: Path) -> Non
         "  - name: c\n    type: transform\n    script: c.py\n    depends_on: [broken, d]\n"
     )
     _, lines = parse_yaml(text)
-    (tmp_path / "a.py").write_text("")
+    (tmp_path / "a.py").write_text("def transform(record):\n    return record\n")
     agents = [
         TransformConfig(name="a", type="transform", script="a.py"),
         TransformConfig(name="c", type="transform", script="c.py", depends_on=["broken", "d"]),

@@ -19,6 +19,7 @@ import yaml
 from relayflow.errors import RelayflowError
 from relayflow.spec.models import VariantSpec
 from relayflow.spec.variants import weights
+from relayflow.spec.yaml_lines import compose_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ def _number(share: float) -> str:
 def set_weights(text: str, values: Sequence[str], where: str = "<workflow>") -> str:
     """``text`` with the ``weight`` of the i-th variant set to ``values[i]``, nothing else
     changed."""
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = compose_yaml(text)
     section = _value_of(root, "variants") if isinstance(root, yaml.MappingNode) else None
     if not isinstance(section, yaml.SequenceNode):
         raise RelayflowError(f"{where}: no `variants:` list in this file")

@@ -17,6 +17,14 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from relayflow.agents.base import BuildContext, Result, SourceAgent, StepInfo
+from relayflow.agents.confine import (
+    Roots,
+    file_inside,
+    place_refusal,
+    roots_for,
+    shown,
+    text_refusal,
+)
 from relayflow.agents.formats import READERS, Format, compression_of, format_of, load_json
 from relayflow.errors import AgentError
 from relayflow.spec.models import AgentConfig, RetrievalConfig
@@ -113,6 +121,13 @@ def package_path(url: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / inner
 
 
+def _package_dir(url: str) -> Path | None:
+    try:
+        return package_path(url)
+    except AgentError:
+        return None  # not installed: a source there fails on its own
+
+
 async def _stream(items: Generator[T, None, None]) -> AsyncGenerator[T, None]:
     """Pull ``items`` (blocking I/O) in chunks from worker threads, closing it when done."""
     lock = threading.Lock()  # close() must wait for a chunk still being read
@@ -160,6 +175,7 @@ class RetrievalAgent(SourceAgent):
             config = RetrievalConfig.model_validate(config.model_dump())
         super().__init__(config, ctx)
         self._template: jinja2.Template | None = None
+        self._roots: Roots | None = None
 
     def versions(self) -> Mapping[str, str]:
         return {"source": self.config.source}
@@ -206,7 +222,8 @@ class RetrievalAgent(SourceAgent):
 
     async def run(self, handoff: Handoff, step: StepInfo) -> Result:
         source = self._render(handoff.data)
-        loaded = await asyncio.to_thread(self._load, source)
+        # a rendered source comes from the data: it may read only where the workflow allows
+        loaded = await asyncio.to_thread(self._load, source, self._template is not None)
         if isinstance(loaded, _Missing):
             if self.config.missing == "fail":
                 raise AgentError(
@@ -251,14 +268,24 @@ class RetrievalAgent(SourceAgent):
             )
         return rendered
 
-    def _load(self, source: str) -> Any:
+    def _load(self, source: str, confined: bool = False) -> Any:
         """Everything at ``source``: a list of records, the value of a lone .json file, the
-        record of a lone text file, or _MISSING."""
+        record of a lone text file, or _MISSING. ``confined``: refuse (before reading
+        anything) a source, or a file found under it, outside the workflow's roots."""
+        if confined:
+            self._confine(source, text_refusal(source, self.config.source))
         loc = self._locate(source)
+        if confined:
+            local = loc.path if loc.local else None
+            self._confine(source, place_refusal(source, local, self._confinement()))
         try:
             files = self._files(loc)
             if not files:
                 return _MISSING
+            if confined and loc.local:
+                for path in files:  # a folder or a glob may hold a link that points out
+                    if not file_inside(path, self._confinement().folders):
+                        self._confine(source, f"{path} in it leads outside")
             parts: list[tuple[Format, list[Any]]] = []
             for path in files:
                 fmt = format_of(loc.show(path), self.config.format)
@@ -274,6 +301,25 @@ class RetrievalAgent(SourceAgent):
             for value in values:
                 loaded.extend(value if fmt == "json" and isinstance(value, list) else (value,))
         return loaded[: self.config.limit] if self.config.limit else loaded
+
+    # -- confinement ------------------------------------------------------------------------
+
+    def _confinement(self) -> Roots:
+        if self._roots is None:
+            workflow = self.ctx.workflow
+            allow = workflow.spec.allow if workflow is not None else []
+            self._roots = roots_for(self.config.source, self.ctx.base_dir, allow, _package_dir)
+        return self._roots
+
+    def _confine(self, source: str, why: str | None) -> None:
+        if why is None:
+            return
+        raise AgentError(
+            f"step {self.name}: source {self.config.source!r} rendered to {shown(source)}, "
+            f"which this workflow may not read ({why}; it may read {self._confinement()}) — "
+            "to read there, add the folder or URL prefix to the top-level `allow:` list of "
+            "the workflow file"
+        )
 
     # -- files ------------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ def validate(
     """Check workflow files and print every problem with its file and line.
 
     Prints `ok: FILE (N agents)` for each good file and each problem of a bad one on its own
-    line (stderr); the exit status is 1 when any file is bad."""
+    line (stderr); the exit status is 1 when any file is bad. What a good file still needs
+    before it runs (a model file to train) is a `warning:` line on stderr."""
     from relayflow.errors import SpecError
     from relayflow.spec.loader import load_spec
 
@@ -31,5 +32,7 @@ def validate(
             continue
         count = len(workflow.agents)
         typer.echo(f"ok: {file} ({count} agent{'s' if count != 1 else ''})")
+        for note in workflow.notes:
+            typer.echo(f"warning: {note}", err=True)
     if bad:
         raise typer.Exit(1)

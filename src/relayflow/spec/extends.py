@@ -10,6 +10,7 @@ value replaces the base's. Relative paths start at the base's folder, wherever t
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,8 @@ def attribute(
     out = []
     for problem in problems:
         if problem.file in (overlay, base):
-            parts = tuple(problem.field.split(".")) if problem.field else ()
+            # `allow[0]`, `variants[1].name`: the section is the part before the index
+            parts = tuple(re.findall(r"[^.\[\]]+", problem.field))
             mine = not parts or parts[0] == KEY or _under(parts, owned)
             problem = dataclasses.replace(problem, file=overlay if mine else base)
         out.append(problem)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,12 @@ from pydantic import BaseModel, ValidationError
 from relayflow.errors import Problem, SpecError
 from relayflow.spec.extends import KEY, Layered, attribute, base_path, merge
 from relayflow.spec.models import AGENT_CONFIGS, AgentConfig, Defaults, WorkflowSpec
+from relayflow.spec.problems import did_you_mean, problems_from
+from relayflow.spec.problems import dotted as _dotted
+from relayflow.spec.problems import short as _short
 from relayflow.spec.validate import validate_workflow
-from relayflow.spec.yaml_lines import LineMap, Path_, parse_yaml
+from relayflow.spec.validate_models import model_file_notes
+from relayflow.spec.yaml_lines import LineMap, Path_, YAMLLimitError, parse_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,9 @@ class Workflow:
     #: the file that ``extends:`` names, when ``file`` is an overlay of it (relative paths
     #: start at its folder)
     extends: Path | None = None
+    #: what is not wrong yet but will stop a run (a model file still to be trained), shown by
+    #: ``relayflow validate`` as warnings
+    notes: tuple[Problem, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -117,10 +123,11 @@ def load_spec_text(text: str, file: Path) -> Workflow:
 
     spec: WorkflowSpec | None = None
     try:
-        spec = WorkflowSpec.model_validate(data)
+        # `x-…` sections are the user's own (a place for YAML anchors), as in Compose files
+        spec = WorkflowSpec.model_validate({k: v for k, v in data.items() if not _is_own(k)})
     except ValidationError as exc:
         # Each agent is validated on its own below, against its type's model.
-        problems.extend(_problems_from(exc, (), where, lines, data, skip_agents=True))
+        problems.extend(problems_from(exc, (), where, lines, WorkflowSpec, skip_agents=True))
 
     raw_agents = data.get("workflow")
     agents: list[AgentConfig] = []
@@ -163,6 +170,9 @@ def load_spec_text(text: str, file: Path) -> Workflow:
     if problems:
         raise SpecError(sorted(set(problems), key=lambda p: _order(p, where)))
     assert spec is not None
+    notes = model_file_notes(spec.models, root.parent, lines, str(root))
+    if layered is not None:
+        notes = attribute(notes, where, str(root), layered.owned)
     # absolute: the folder of `workflow.yaml` given as a bare name is the current one
     name = spec.name or (root.absolute().parent.name if root.stem == "workflow" else root.stem)
     if layered is not None:
@@ -178,6 +188,7 @@ def load_spec_text(text: str, file: Path) -> Workflow:
         depends_on,
         lines,
         root.absolute() if layered is not None else None,
+        tuple(notes),
     )
 
 
@@ -246,6 +257,8 @@ def _yaml_problem(exc: yaml.YAMLError, text: str, where: str) -> Problem:
     else:
         line = 0
     what = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+    if isinstance(exc, YAMLLimitError):
+        return Problem(where, line, "", what, exc.fix)
     fix = "indent with spaces: YAML forbids tabs" if "'\\t'" in what else "fix the YAML syntax"
     return Problem(where, line, "", f"invalid YAML: {what}", fix)
 
@@ -295,7 +308,7 @@ def _load_agent(
                 lines.line_of((*path, "type")),
                 f"{label}.type",
                 f"unknown agent type {_short(type_name)}" if type_name else "missing",
-                f"use one of: {', '.join(known_types())}",
+                _type_fix(type_name, known_types()),
             )
         )
         return None
@@ -306,8 +319,17 @@ def _load_agent(
     try:
         return config_class.model_validate(merged)
     except ValidationError as exc:
-        problems.extend(_problems_from(exc, path, where, lines, merged, label=label))
+        problems.extend(problems_from(exc, path, where, lines, config_class, label=label))
         return None
+
+
+def _is_own(key: Any) -> bool:
+    return isinstance(key, str) and key.startswith("x-")
+
+
+def _type_fix(type_name: Any, known: list[str]) -> str:
+    guess = did_you_mean(type_name, known) if isinstance(type_name, str) else None
+    return f"did you mean `{guess}`?" if guess else f"use one of: {', '.join(known)}"
 
 
 def _config_class(type_name: Any) -> type[AgentConfig] | None:
@@ -333,60 +355,6 @@ def _resolve_depends_on(agents: list[AgentConfig]) -> dict[str, tuple[str, ...]]
         else:
             resolved[agent.name] = (agents[index - 1].name,) if index else ()
     return resolved
-
-
-def _problems_from(
-    exc: ValidationError,
-    prefix: Path_,
-    where: str,
-    lines: LineMap,
-    data: dict[str, Any],
-    label: str | None = None,
-    skip_agents: bool = False,
-) -> list[Problem]:
-    out: list[Problem] = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        if skip_agents and len(loc) > 1 and loc[0] == "workflow" and isinstance(loc[1], int):
-            continue
-        path = (*prefix, *loc)
-        field = ".".join(str(p) for p in loc)
-        field = f"{label}.{field}" if label else _dotted(path)
-        message, fix = _explain(error, loc, data)
-        out.append(Problem(where, lines.line_of(path), field, message, fix))
-    return out
-
-
-def _explain(error: Any, loc: tuple[Any, ...], data: dict[str, Any]) -> tuple[str, str]:
-    kind = error["type"]
-    if kind == "missing":
-        return "required field is missing", f"add `{loc[-1]}: …`"
-    if kind == "too_short" and loc == ("workflow",):
-        return "the workflow has no agents", "list them under `workflow:` (`- name: …`, `type: …`)"
-    if kind == "extra_forbidden":
-        return "unknown field", "remove it or check its spelling"
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return f"{_short(error['input'])} is not allowed", f"use one of {expected}"
-    value = error.get("input")
-    shown = _short(value) if not isinstance(value, dict | list) else type(value).__name__
-    return f"{error['msg'].lower()} (got {shown})", "fix the value's type or range"
-
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 60
-
-
-def _short(value: Any) -> str:
-    """A bounded repr: a user's value may be long, deeply nested or refer to itself."""
-    return _REPR.repr(value)
-
-
-def _dotted(path: Path_) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def model_to_dict(model: BaseModel) -> dict[str, Any]:

@@ -345,10 +345,11 @@ class VariantSpec(_Strict):
 
 
 class WorkflowSpec(BaseModel):
-    """The whole file. Sections other than ``workflow`` are optional; unknown ones are kept for
-    features that read them (``budget``, ``variants``, ``triggers`` …)."""
+    """The whole file. Sections other than ``workflow`` are optional; an unknown one is an error
+    (a misspelt ``budget:`` must not drop a spend limit). ``extends:`` is read, and removed,
+    before this model sees the file (spec/extends.py)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str | None = None
     description: str | None = None
@@ -366,6 +367,9 @@ class WorkflowSpec(BaseModel):
     variants: list[VariantSpec] = Field(default_factory=list)
     #: per-agent read permissions of the server (see AccessSpec)
     access: AccessSpec = AccessSpec()
+    #: where a lookup's rendered ``source`` may read besides the workflow's folder: folders
+    #: (relative to the YAML's folder) and URL prefixes (agents/confine.py)
+    allow: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _attach_models(self) -> WorkflowSpec:

@@ -15,8 +15,10 @@ from relayflow.spec.models import (
     AgentConfig,
     HumanReviewConfig,
     InferenceConfig,
+    RetrainConfig,
     WorkflowSpec,
 )
+from relayflow.spec.validate_allow import validate_allow, validate_lookup_hosts
 from relayflow.spec.validate_files import (
     path_kind,
     resolve_path,
@@ -26,6 +28,7 @@ from relayflow.spec.validate_files import (
 )
 from relayflow.spec.validate_models import validate_models
 from relayflow.spec.validate_prompts import validate_prompts
+from relayflow.spec.validate_scripts import validate_scripts
 from relayflow.spec.validate_service import validate_services
 from relayflow.spec.yaml_lines import LineMap
 
@@ -83,7 +86,11 @@ def validate_workflow(
         problems += _validate_evaluate(spec, base, lines, str(file))
         problems += _validate_access(spec, agents, lines, str(file))
         problems += _validate_budget(spec, lines, str(file))
+        problems += validate_allow(spec, base, lines, str(file))
+        problems += validate_lookup_hosts(spec, agents, where)
     problems += _validate_outputs(agents, where)
+    problems += _validate_retrain(agents, where)
+    problems += validate_scripts(agents, base, where)
     problems += validate_templates(agents, base, where)
     problems += validate_prompts(agents, where)
     problems += validate_services(agents, where)
@@ -272,25 +279,74 @@ def _validate_outputs(agents: list[AgentConfig], where: Where) -> list[Problem]:
                     "add `prompt_template: file.jinja` or `prompt: …`",
                 )
             )
+        if agent.features is None and agent.prompt_template and agent.prompt is not None:
+            problems.append(
+                where.problem(
+                    index,
+                    "prompt",
+                    "set both with prompt_template",
+                    "keep one: prompt_template (a file) or prompt (inline text)",
+                )
+            )
+        if agent.calibrate and (agent.features is not None or agent.output != "label"):
+            problems.append(
+                where.problem(
+                    index,
+                    "calibrate",
+                    "calibrate: true works on output: label only",
+                    "set output: label with labels, or drop calibrate",
+                )
+            )
+    return problems
+
+
+def _validate_retrain(agents: list[AgentConfig], where: Where) -> list[Problem]:
+    from relayflow.agents.retrain import parse_schedule
+    from relayflow.errors import AgentError
+
+    problems = []
+    for index, agent in enumerate(agents):
+        if not isinstance(agent, RetrainConfig) or agent.trigger != "schedule":
+            continue
+        if agent.schedule is None:
+            problems.append(
+                where.problem(
+                    index,
+                    "schedule",
+                    "trigger: schedule needs a schedule",
+                    "add `schedule: every 500 runs` (or `6h`, `30 min`, `1d`)",
+                    at="trigger",
+                )
+            )
+            continue
+        try:
+            parse_schedule(agent.schedule)
+        except AgentError:
+            problems.append(
+                where.problem(
+                    index,
+                    "schedule",
+                    f"{agent.schedule[:60]!r} is not a schedule",
+                    "write `every 500 runs`, `30 min`, `6h` or `1d`",
+                )
+            )
     return problems
 
 
 def _validate_expressions(agents: list[AgentConfig], where: Where) -> list[Problem]:
-    from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import SandboxedEnvironment
+    from relayflow.agents.expressions import check_expression
 
-    env = SandboxedEnvironment()
     problems = []
     for index, agent in enumerate(agents):
         if isinstance(agent, HumanReviewConfig) and agent.when:
-            try:
-                env.compile_expression(agent.when)
-            except TemplateSyntaxError as exc:
+            # compiled by the environment the step uses: an unknown filter or test fails there
+            error = check_expression(agent.when)
+            if error is not None:
                 problems.append(
                     where.problem(
                         index,
                         "when",
-                        f"expression error: {exc.message}",
+                        f"expression error: {error}",
                         "write a Jinja expression, e.g. confidence < 0.9",
                     )
                 )

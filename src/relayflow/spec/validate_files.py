@@ -7,7 +7,7 @@ import json
 import reprlib
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from relayflow.errors import Problem
 from relayflow.spec.models import (
@@ -106,10 +106,10 @@ def _read(path: Path) -> str | None:
 
 
 def validate_templates(agents: list[AgentConfig], base: Path, where: Where) -> list[Problem]:
-    from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import SandboxedEnvironment
+    """Prompt templates (files and inline) and templated lookup sources compile in the
+    environment the steps use: a syntax error, an unknown filter or test fails there."""
+    from relayflow.prompts.templates import check_template_source
 
-    env = SandboxedEnvironment()
     problems = []
     for index, agent in enumerate(agents):
         if not isinstance(agent, InferenceConfig):
@@ -133,39 +133,33 @@ def validate_templates(agents: list[AgentConfig], base: Path, where: Where) -> l
         if agent.prompt is not None:
             sources.append(("prompt", agent.prompt, None))
         for field, text, source_path in sources:
-            try:
-                env.parse(text)
-            except TemplateSyntaxError as exc:
-                if source_path is None:
-                    problems.append(
-                        where.problem(
-                            index,
-                            field,
-                            f"template error: {exc.message or exc}",
-                            "fix the Jinja syntax",
-                        )
-                    )
-                else:
-                    problems.append(
-                        Problem(
-                            str(source_path),
-                            exc.lineno,
-                            f"{agent.name}.{field}",
-                            f"template error: {exc.message or exc}",
-                            "fix the Jinja syntax",
-                        )
-                    )
-    for index, agent in enumerate(agents):
-        if isinstance(agent, RetrievalConfig) and ("{{" in agent.source or "{%" in agent.source):
-            try:
-                env.parse(agent.source)
-            except TemplateSyntaxError as exc:
+            error = check_template_source(text)
+            if error is None:
+                continue
+            line, message = error
+            if source_path is None:
                 problems.append(
                     where.problem(
-                        index,
-                        "source",
-                        f"template error: {exc.message or exc}",
+                        index, field, f"template error: {message}", "fix the Jinja syntax"
+                    )
+                )
+            else:
+                problems.append(
+                    Problem(
+                        str(source_path),
+                        line,
+                        f"{agent.name}.{field}",
+                        f"template error: {message}",
                         "fix the Jinja syntax",
+                    )
+                )
+    for index, agent in enumerate(agents):
+        if isinstance(agent, RetrievalConfig) and ("{{" in agent.source or "{%" in agent.source):
+            error = check_template_source(agent.source)
+            if error is not None:
+                problems.append(
+                    where.problem(
+                        index, "source", f"template error: {error[1]}", "fix the Jinja syntax"
                     )
                 )
     return problems
@@ -229,7 +223,8 @@ def _schema_error(schema: Any) -> tuple[tuple[str | int, ...], str, str] | None:
     """What is wrong with a parsed JSON Schema: (where inside it, message, fix), or None."""
     import jsonschema
 
-    if not isinstance(schema, dict | bool):
+    if not isinstance(schema, dict):
+        # `true`/`false` are schemas to jsonschema, but the steps read an object (read_schema)
         return (
             (),
             f"a JSON Schema is an object, not {type(schema).__name__}",
@@ -248,7 +243,7 @@ def _schema_error(schema: Any) -> tuple[tuple[str | int, ...], str, str] | None:
             "use https://json-schema.org/draft/2020-12/schema or remove $schema",
         )
     try:
-        validator.check_schema(cast(Any, schema))  # true/false are schemas too
+        validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         inside = tuple(p for p in exc.path if isinstance(p, str | int))
         return (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Mapping
+from pathlib import Path
 
 from relayflow.errors import Problem
 from relayflow.spec.models import ModelSpec
@@ -21,6 +22,11 @@ ROUTER_ONLY = (
     "outcomes",
 )
 STRATEGIES = ("cascade", "cheapest", "fastest", "most_accurate", "weighted")
+#: providers that cannot start without `model:`, and what to write there
+_NEEDS_MODEL = {
+    "sklearn": "name the model file, e.g. model: model/classifier.joblib",
+    "openai": "name the model the endpoint serves, e.g. model: gpt-4o-mini",
+}
 
 
 class _At:
@@ -45,6 +51,9 @@ def validate_models(models: Mapping[str, ModelSpec], lines: LineMap, file: str) 
         if spec.provider == "router":
             _check_router(alias, spec, models, at)
             continue
+        if spec.provider in _NEEDS_MODEL and spec.model is None:
+            at(alias, ("model",), f"provider {spec.provider!r} needs `model:`",
+               _NEEDS_MODEL[spec.provider])  # fmt: skip
         for name in ROUTER_ONLY:
             if name in spec.model_fields_set:
                 at(
@@ -177,3 +186,22 @@ def _cycles(models: Mapping[str, ModelSpec], lines: LineMap, file: str) -> list[
                 )
             )
             graph[first].discard(second)  # report each cycle once, then look for another
+
+
+def model_file_notes(
+    models: Mapping[str, ModelSpec], base: Path, lines: LineMap, file: str
+) -> list[Problem]:
+    """A model file that does not exist yet: a warning, not an error. The file is an artefact
+    (a training script or a retrain step writes it), so a workflow is valid before it exists;
+    the run stops at once without it, and this says so ahead."""
+    from relayflow.spec.validate_files import path_kind, resolve_path
+
+    at = _At(lines, file)
+    for alias, spec in models.items():
+        if spec.provider in ("llama_cpp", "sklearn") and spec.model is not None:
+            path = resolve_path(base, spec.model)
+            if path_kind(path) != "file":
+                at(alias, ("model",), f"model file {path} does not exist yet",
+                   "create it before running (train and save the model there), or fix the "
+                   "path (relative to the YAML)")  # fmt: skip
+    return at.problems

@@ -60,18 +60,15 @@ def _compress(index: int, agent: InferenceConfig, where: Where) -> list[Problem]
                 )
             )
     if spec.query is not None:
-        from jinja2 import TemplateSyntaxError
+        from relayflow.prompts.templates import check_template_source
 
-        from relayflow.prompts.templates import environment
-
-        try:
-            environment().parse(spec.query)
-        except TemplateSyntaxError as exc:
+        error = check_template_source(spec.query)
+        if error is not None:
             problems.append(
                 where.problem(
                     index,
                     "compress.query",
-                    f"template error: {exc.message or exc}",
+                    f"template error: {error[1]}",
                     "fix the Jinja syntax",
                     at="compress",
                 )

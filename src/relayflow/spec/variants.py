@@ -221,10 +221,9 @@ def validate_variants(
                 derived[by_name[agent_name]] = apply_overrides(agent, rest)
                 changed = True
             except ValidationError as exc:
-                from relayflow.spec.loader import _problems_from
+                from relayflow.spec.problems import problems_from
 
-                merged = {**agent.model_dump(exclude_unset=True), **rest}
-                problems.extend(_problems_from(exc, path, where, lines, merged, label=field))
+                problems.extend(problems_from(exc, path, where, lines, type(agent), label=field))
         if changed:
             problems.extend(
                 _derived_problems(

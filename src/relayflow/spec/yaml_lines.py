@@ -1,4 +1,9 @@
-"""Parse YAML while remembering the line of every key and list item, so errors can point at them."""
+"""Parse YAML while remembering the line of every key and list item, so errors can point at them.
+
+The one YAML reader of relayflow: it bounds a document's size, its aliases and what they expand
+to, so that a small file cannot make every later step (pydantic, JSON, copies) walk billions of
+values (a "billion laughs" bomb).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,98 @@ from typing import Any
 import yaml
 
 Path_ = tuple[str | int, ...]
+
+#: the most characters a YAML document may have (the server takes workflows of 1 MB too)
+MAX_CHARS = 1_000_000
+#: the most alias uses (``*name``, ``<<: *name`` included) in one document
+MAX_ALIASES = 1_000
+#: the most values a document may hold once every alias is expanded in place
+MAX_NODES = 100_000
+
+
+class YAMLLimitError(yaml.MarkedYAMLError):
+    """A document over one of the bounds above; ``fix`` says what to change."""
+
+    def __init__(self, problem: str, mark: Any, fix: str) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.fix = fix
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, counting alias uses and the size of each value with its aliases
+    expanded (known once the value is composed, so the count costs one pass)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.aliases = 0
+        self.last_alias: Any = None  # a yaml Mark (two classes: pure and C)
+        #: expanded size of every node composed so far, by id (the root holds them all alive)
+        self.sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event: yaml.AliasEvent = self.peek_event()  # type: ignore[no-untyped-call]
+            mark = event.start_mark
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise YAMLLimitError(
+                    f"more than {MAX_ALIASES} aliases (*name) in one file",
+                    mark,
+                    "write the values out, or split the file",
+                )
+            alias = super().compose_node(parent, index)
+            if alias is None or id(alias) not in self.sizes:
+                raise YAMLLimitError(
+                    f"alias *{event.anchor} refers to a value that contains it (a structure "
+                    "without end)",
+                    mark,
+                    "point the alias at a value defined before and outside it",
+                )
+            self.last_alias = mark
+            return alias
+        node = super().compose_node(parent, index)
+        if node is None:  # not produced by PyYAML's composer; nothing to count
+            return node
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            size += sum(self.sizes[id(k)] + self.sizes[id(v)] for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            size += sum(self.sizes[id(item)] for item in node.value)
+        if size > MAX_NODES:
+            raise YAMLLimitError(
+                f"the aliases expand the file to more than {MAX_NODES:,} values",
+                self.last_alias or node.start_mark,
+                "use fewer nested aliases (a YAML bomb is refused)",
+            )
+        self.sizes[id(node)] = size
+        return node
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """The node tree of ``text`` (one document), within the bounds. Raises yaml.YAMLError."""
+    loader = _loader(text)
+    try:
+        return _compose(loader)
+    finally:
+        loader.dispose()
+
+
+def _loader(text: str) -> _BoundedLoader:
+    if len(text) > MAX_CHARS:
+        raise YAMLLimitError(
+            f"the file has {len(text):,} characters, more than the {MAX_CHARS:,} allowed",
+            None,
+            "split it, or move large data into files it names",
+        )
+    return _BoundedLoader(text)
+
+
+def _compose(loader: _BoundedLoader) -> yaml.Node | None:
+    try:
+        node: yaml.Node | None = loader.get_single_node()
+    except RecursionError:
+        raise yaml.YAMLError("the document is nested too deeply") from None
+    return node
 
 
 @dataclass(slots=True)
@@ -30,14 +127,12 @@ def parse_yaml(text: str) -> tuple[Any, LineMap]:
     """Parse ``text`` (safe YAML) and return the data with its line map. Raises yaml.YAMLError.
 
     Every failure of the YAML library is raised as a ``yaml.YAMLError``: a value that a tag
-    cannot convert (``2020-13-45``, ``!!int abc``) and nesting too deep to parse included.
+    cannot convert (``2020-13-45``, ``!!int abc``) and nesting too deep to parse included; a
+    document over the bounds (size, aliases, expanded values) is a ``YAMLLimitError``.
     """
-    loader = yaml.SafeLoader(text)
+    loader = _loader(text)
     try:
-        try:
-            node = loader.get_single_node()
-        except RecursionError:
-            raise yaml.YAMLError("the document is nested too deeply") from None
+        node = _compose(loader)
         lines = LineMap()
         if node is None:
             return None, lines
