@@ -19,7 +19,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Ite
         pytest.skip("no PostgreSQL: run through `make test`, which starts one on loopback")
     from sqlalchemy import create_engine
 
-    from relayflow.store.schema import metadata
+    from relayflow.store.migrations import metadata  # every table, relayflow_meta included
 
     engine = create_engine(url)
     metadata.drop_all(engine)

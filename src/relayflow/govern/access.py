@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from relayflow.errors import AccessDenied, StoreError
 from relayflow.store import schema
+from relayflow.store.migrations import ensure_schema
 
 Role = Literal["viewer", "operator", "reviewer", "admin"]
 Action = Literal[
@@ -180,12 +181,7 @@ class TokenStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        try:
-            schema.metadata.create_all(
-                engine, tables=[schema.api_tokens, schema.denials], checkfirst=True
-            )
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the token tables: {exc}") from exc
+        ensure_schema(engine)
 
     def create(
         self, name: str, grants: Sequence[Grant], *, team: str | None = None

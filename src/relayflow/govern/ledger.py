@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from relayflow.errors import StoreError
+from relayflow.store.migrations import ensure_schema
 from relayflow.store.schema import budget_alerts, budget_counters, budget_holds
 from relayflow.store.statements import Statement
 
@@ -99,18 +100,13 @@ _engines: dict[str, Engine] = {}
 
 
 def ledger_engine(url: str) -> Engine:
-    """One engine per database and process, with the budget tables created (again each time
+    """One engine per database and process, with the store's schema ensured (again each time
     it is asked for: a cheap check, and a database that was emptied meanwhile works)."""
     with _lock:
         engine = _engines.get(url)
         if engine is None:
             engine = _engines[url] = _create_engine(url)
-    try:
-        budget_counters.metadata.create_all(
-            engine, tables=[budget_counters, budget_holds, budget_alerts]
-        )
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot open the budget ledger at {url}: {_reason(exc)}") from exc
+    ensure_schema(engine)
     return engine
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relayflow.errors import StoreError
 from relayflow.store import registry_schema as tables
-from relayflow.store.schema import metadata
+from relayflow.store.migrations import ensure_schema
 
 ARTIFACTS_ENV = "RELAYFLOW_ARTIFACTS"
 
@@ -38,10 +38,14 @@ def open_engine(url: str, *, create: bool = False) -> Engine:
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(full, pool_pre_ping=True)
-        if create:
-            metadata.create_all(engine)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open the store at {full}: {exc}") from exc
+    if create:
+        try:
+            ensure_schema(engine)
+        except StoreError:
+            engine.dispose()
+            raise
     return engine
 
 

@@ -129,6 +129,20 @@ batches = Table(
     Column("updated", Float, nullable=False),
 )
 
+#: records of a batch's source that could not become runs (not valid JSON, not an object, not
+#: UTF-8 …): where they are, why, and the start of their text. ``item_key`` is the position the
+#: record holds, so the records after it keep their keys whether it is fixed or not.
+bad_records = Table(
+    "bad_records",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("item_key", Text, primary_key=True),
+    Column("location", Text, nullable=False),  # file:line, or file#record
+    Column("reason", Text, nullable=False),
+    Column("excerpt", Text, nullable=False),
+    Column("created", Float, nullable=False),
+)
+
 # ---- the server (relayflow serve) -------------------------------------------------------------
 
 #: every registered version of a workflow; ``version`` is the content hash of its YAML

@@ -21,9 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relayflow.engine import events as ev
 from relayflow.errors import StoreError
-from relayflow.store import schema
 from relayflow.store.cache import StepCache
 from relayflow.store.journal import Journal, discard, orphaned_logs
+from relayflow.store.migrations import ensure_schema
 from relayflow.store.reads import StoreReads
 from relayflow.store.rows import Write, run_started_row, writes_for
 from relayflow.store.statements import Statement, Statements, dumps
@@ -51,9 +51,15 @@ class SqlStore(StoreReads):
         self.url = store_url(url)
         try:
             self.engine = _create_engine(self.url)
-            schema.metadata.create_all(self.engine)
-            self._raw: Any = self.engine.raw_connection()
         except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store at {self.url}: {_reason(exc)}") from exc
+        try:
+            ensure_schema(self.engine)
+            self._raw: Any = self.engine.raw_connection()
+        except (SQLAlchemyError, StoreError) as exc:
+            self.engine.dispose()  # a refused store leaves no connection behind
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(f"cannot open the store at {self.url}: {_reason(exc)}") from exc
         self.statements = Statements(self.engine)
         self._buffer: list[Write] = []
