@@ -8,6 +8,15 @@ from collections.abc import Iterator
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    """The scrubber's secrets live per process; each test starts without another's."""
+    yield
+    from relayflow.scrub import forget_all
+
+    forget_all()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Iterator[str]:
     """A fresh, empty store URL: a SQLite file, and PostgreSQL when make test started one."""

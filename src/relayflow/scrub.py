@@ -180,6 +180,15 @@ def remember(secrets: Iterable[str | None]) -> SecretScrubber:
     return mine
 
 
+def forget_all() -> None:
+    """Forget every secret :func:`remember` was given (for tests: one test's workflow must not
+    mask another test's output; a real process keeps what it learnt for its whole life)."""
+    global _process
+    with _lock:
+        _known.clear()
+        _process = SecretScrubber()
+
+
 def scrub(text: str) -> str:
     """``text`` with every secret this process knows, and every credential shape, masked."""
     return _process.text(text)

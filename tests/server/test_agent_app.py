@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from relayflow.agents.transform import script_version  # noqa: E402
 from relayflow.cli import app as cli_app  # noqa: E402
-from relayflow.errors import AgentError, SpecError  # noqa: E402
+from relayflow.errors import SpecError  # noqa: E402
 from relayflow.server.agent_app import create_agent_app  # noqa: E402
 
 UPPER = """
@@ -202,9 +202,9 @@ def test_the_agent_is_prepared_at_startup_and_closed_at_shutdown(workflow_file: 
 
 def test_a_broken_script_fails_the_startup(workflow_file: Path) -> None:
     (workflow_file.parent / "upper.py").write_text("def other(record):\n    return record\n")
-    app = create_agent_app(workflow_file, "Upper")
-    with pytest.raises(AgentError, match="transform is not defined"), TestClient(app):
-        pass
+    # validation finds the missing function when the workflow loads, at its line
+    with pytest.raises(SpecError, match=r"Upper\.function: .*defines no transform\(\)"):
+        create_agent_app(workflow_file, "Upper")
 
 
 def test_the_openapi_schema_documents_the_bodies(client: TestClient) -> None:

@@ -166,7 +166,7 @@ def test_errors_of_a_file_on_disk_never_quote_its_values(api: Api, root: Path) -
 @pytest.mark.parametrize(
     ("yaml", "field"),
     [
-        ("workflow:\n  - {name: prep, type: transform, script: /etc/shadow}\n", "prep.script"),
+        ("workflow:\n  - {name: prep, type: transform, script: ../../../x.py}\n", "prep.script"),
         ("workflow:\n  - {name: src, type: retrieval, source: /etc/shadow}\n", "src.source"),
         ("workflow:\n  - {name: src, type: retrieval, source: ../../../x.py}\n", "src.source"),
         (PLAIN + "evaluate: {golden: /etc/hostname}\n", "evaluate.golden"),
