@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from relayflow.agents.transform import script_version  # noqa: E402
 from relayflow.cli import app as cli_app  # noqa: E402
-from relayflow.errors import SpecError  # noqa: E402
+from relayflow.errors import AgentError, SpecError  # noqa: E402
 from relayflow.server.agent_app import create_agent_app  # noqa: E402
 
 UPPER = """
@@ -205,6 +205,19 @@ def test_a_broken_script_fails_the_startup(workflow_file: Path) -> None:
     # validation finds the missing function when the workflow loads, at its line
     with pytest.raises(SpecError, match=r"Upper\.function: .*defines no transform\(\)"):
         create_agent_app(workflow_file, "Upper")
+
+
+def test_a_script_whose_import_fails_fails_the_startup(workflow_file: Path) -> None:
+    # only importing it shows what is wrong (validation reads the source, never runs it)
+    (workflow_file.parent / "upper.py").write_text(
+        "def transform(record):\n    return record\nraise RuntimeError('no config')\n"
+    )
+    app = create_agent_app(workflow_file, "Upper")
+    with (
+        pytest.raises(AgentError, match="importing the script raised RuntimeError"),
+        TestClient(app),
+    ):
+        pass
 
 
 def test_the_openapi_schema_documents_the_bodies(client: TestClient) -> None:
