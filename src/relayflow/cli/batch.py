@@ -1,14 +1,14 @@
 """Drive a batch (or one run) through the runner under ``asyncio.run``, with the progress
-consumer on the event stream, and turn a first Ctrl-C into a clean stop."""
+consumer on the event stream, and turn a first Ctrl-C or SIGTERM into a clean stop."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from relayflow.cli.common import run_async
+from relayflow.cli.common import Stop, run_async
 from relayflow.cli.inputs import file_items, source_items
 from relayflow.cli.output import console
 
@@ -50,6 +50,8 @@ class BatchJob:
 class Outcome:
     summary: Summary
     cancelled: bool
+    #: the signal that cancelled it (Ctrl-C or SIGTERM), for the exit status
+    stop: Stop = field(default_factory=Stop)
 
 
 def new_batch_id() -> str:
@@ -61,11 +63,13 @@ def new_batch_id() -> str:
 def execute(
     job: BatchJob, on_result: OnResult, *, total: int | None = None, only_run: str | None = None
 ) -> Outcome:
-    """Run ``job`` to the end (or to the first Ctrl-C); ``only_run`` resumes one run instead."""
+    """Run ``job`` to the end (or to the first Ctrl-C or SIGTERM); ``only_run`` resumes one
+    run instead."""
     from relayflow.cli.progress import BatchProgress
 
     progress = BatchProgress(total=total, console=console(stderr=True))
     progress.batch_id = job.batch_id or None
+    stop = Stop()
 
     async def main() -> bool:
         try:
@@ -81,8 +85,8 @@ def execute(
         return False
 
     with progress:
-        cancelled = run_async(main())
-    return Outcome(progress.summary(), cancelled)
+        cancelled = run_async(main(), stop)
+    return Outcome(progress.summary(), cancelled, stop)
 
 
 async def _resume_one(job: BatchJob, run_id: str, progress: Any, on_result: OnResult) -> None:

@@ -305,6 +305,6 @@ def _exit(outcome: Outcome, hint: str) -> None:
     summary = outcome.summary
     if outcome.cancelled:
         note(f"cancelled: {summary.cancelled} runs in flight were stopped; resume with {hint}")
-        raise typer.Exit(130)
+        raise typer.Exit(outcome.stop.exit_code)  # 130 after Ctrl-C, 143 after SIGTERM
     if summary.failed:
         raise typer.Exit(1)
