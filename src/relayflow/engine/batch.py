@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
@@ -48,6 +49,8 @@ async def run_batch(
     if waits:
         await ev.settle(waits)
     running: set[asyncio.Task[RunResult]] = set()
+    #: runs started by this batch (``runner.run`` has recorded them as running), by task
+    fresh: dict[asyncio.Task[RunResult], str] = {}
     finished = _Finished()
     count = 0
     status: Literal["finished", "cancelled", "failed"] = "finished"
@@ -62,9 +65,16 @@ async def run_batch(
         if previous is not None:
             task = create_task(runner.resume(previous[0]))
         else:
-            task = create_task(runner.run(record, batch_id=batch_id, item_key=key))
+            run_id = new_id()
+            task = create_task(runner.run(record, run_id=run_id, batch_id=batch_id, item_key=key))
+            fresh[task] = run_id
         task.add_done_callback(finished.add)
         running.add(task)
+
+    def ended(task: asyncio.Task[RunResult]) -> RunResult:
+        running.discard(task)
+        fresh.pop(task, None)
+        return task.result()
 
     try:
         if items is not None and not isinstance(items, AsyncIterable):
@@ -75,9 +85,8 @@ async def run_batch(
                     continue
                 while len(running) >= concurrency:
                     task = finished.pop() or await finished.next()
-                    running.discard(task)
                     count += 1
-                    yield task.result()
+                    yield ended(task)
                 launch(key, record)
         else:
             async for key, record in _keyed_items(runner, items):
@@ -85,23 +94,39 @@ async def run_batch(
                     continue
                 while len(running) >= concurrency:
                     task = finished.pop() or await finished.next()
-                    running.discard(task)
                     count += 1
-                    yield task.result()
+                    yield ended(task)
                 launch(key, record)
         while running:
             task = finished.pop() or await finished.next()
-            running.discard(task)
             count += 1
-            yield task.result()
+            yield ended(task)
     except BaseException:
         status = "cancelled"
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await _cancel(runner, running, fresh)
         raise
     finally:
         runner.bus.emit(ev.BatchFinished(batch_id, status, count, time.time()))
+
+
+async def _cancel(
+    runner: Runner, running: set[asyncio.Task[RunResult]], fresh: dict[asyncio.Task[RunResult], str]
+) -> None:
+    """Cancel the runs in flight. A run whose task never got to start (launched in the same
+    turn of the loop as the error or the Ctrl-C) cannot record its own end: it is recorded as
+    cancelled here, so that no run is left ``running``."""
+    unstarted = [fresh[task] for task in running if task in fresh and _unstarted(task)]
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    now = time.time()
+    for run_id in unstarted:
+        runner.bus.emit(ev.RunFinished(run_id, "cancelled", None, "cancelled", now))
+
+
+def _unstarted(task: asyncio.Task[RunResult]) -> bool:
+    coro = task.get_coro()
+    return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
 
 
 class _Finished:
