@@ -87,7 +87,7 @@ def test_a_corrupt_line_is_a_bad_record_and_the_batch_goes_on(cli: Cli) -> None:
             "items.jsonl",
             numbered(5, {3: b'{"id": "\\ud800"}'}),
             "items.jsonl:3",
-            "a lone surrogate",
+            "id: text with a lone surrogate",
         ),
         ("items.jsonl", numbered(5, {3: b"[1, 2]"}), "items.jsonl:3", "the item is list, not an"),
         ("items.csv", b"id\n0\n1\n\xff\n3\n", "items.csv:4", "not UTF-8 text"),
@@ -97,7 +97,7 @@ def test_a_corrupt_line_is_a_bad_record_and_the_batch_goes_on(cli: Cli) -> None:
             "items.json",
             b'[{"id": 0}, {"id": 1}, {"id": "\\udfff"}, {"id": 3}]',
             "items.json#3",
-            "a lone surrogate",
+            "id: text with a lone surrogate",
         ),
     ],
 )

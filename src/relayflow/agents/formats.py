@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Literal, NamedTuple, Protocol
 
 from relayflow.errors import AgentError
+from relayflow.text import surrogate_message, surrogate_path
 
 Format = Literal["jsonl", "json", "csv", "parquet", "text"]
 
@@ -84,7 +84,6 @@ class BadRecord(NamedTuple):
 #: how much of a bad record's text is kept with it
 EXCERPT_CHARS = 200
 
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _EXTRA = "\0extra"
 _NOT_UTF8 = "not UTF-8 text ({reason} at byte {start}) — save the file as UTF-8"
 
@@ -98,32 +97,6 @@ def excerpt(raw: str | bytes) -> str:
         text = raw[: EXCERPT_CHARS * 2].encode("utf-8", "backslashreplace").decode("utf-8")
     text = text.strip()
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
-
-
-def lone_surrogate(value: Any) -> str | None:
-    """The first lone surrogate in the strings (and keys) of ``value``, as ``\\udXXX``, or None.
-    ``json.loads`` accepts ``"\\ud800"``, but such a string is not text: it cannot be encoded
-    to UTF-8, so it could be stored but never shown or served."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            found = _SURROGATE.search(item)
-            if found is not None:
-                return f"\\u{ord(found.group()):04x}"
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return None
-
-
-def _surrogate_reason(found: str) -> str:
-    return (
-        f"a lone surrogate {found} in a string: it is not text — write the character itself "
-        "(or both halves of its surrogate pair)"
-    )
 
 
 def _not_object(value: Any, fix: str) -> str:
@@ -164,9 +137,11 @@ def lenient_jsonl(raw: IO[bytes], path: str, *, objects: bool = False) -> Iterat
         except RecursionError:
             yield BadRecord(where, "JSON nested too deeply — flatten the record", excerpt(text))
             continue
-        found = lone_surrogate(value) if "\\u" in text else None
+        # json.loads accepts "\ud800"; such a string cannot be stored or shown. Only a line
+        # with an escape can hold one: the others are not walked.
+        found = surrogate_path(value) if "\\u" in text else None
         if found is not None:
-            yield BadRecord(where, _surrogate_reason(found), excerpt(text))
+            yield BadRecord(where, surrogate_message(found), excerpt(text))
         elif objects and type(value) is not dict:
             fix = "each item must be a JSON object (one per line in JSONL)"
             yield BadRecord(where, _not_object(value, fix), excerpt(text))
@@ -197,9 +172,9 @@ def lenient_json(raw: IO[bytes], path: str, *, objects: bool = False) -> Iterato
     # escapes, or the UTF-8 form of a surrogate (json.loads decodes bytes with surrogatepass)
     check = b"\\u" in data or b"\xed" in data
     for number, item in enumerate(value if isinstance(value, list) else (value,), 1):
-        found = lone_surrogate(item) if check else None
+        found = surrogate_path(item) if check else None
         if found is not None:
-            yield BadRecord(f"{path}#{number}", _surrogate_reason(found), excerpt(json.dumps(item)))
+            yield BadRecord(f"{path}#{number}", surrogate_message(found), excerpt(json.dumps(item)))
         elif objects and type(item) is not dict:
             fix = "each item must be a JSON object (a list of objects in JSON)"
             yield BadRecord(f"{path}#{number}", _not_object(item, fix), excerpt(json.dumps(item)))
@@ -216,9 +191,9 @@ def load_json(raw: IO[bytes], path: str) -> Iterator[Any]:
         raise AgentError(
             f"{path}:{exc.lineno}: not valid JSON: {exc.msg} — fix the JSON syntax"
         ) from exc
-    found = lone_surrogate(value) if b"\\u" in data or b"\xed" in data else None
+    found = surrogate_path(value) if b"\\u" in data or b"\xed" in data else None
     if found is not None:
-        raise AgentError(f"{path}: {_surrogate_reason(found)}")
+        raise AgentError(f"{path}: {surrogate_message(found)}")
     yield value
 
 
