@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from relayflow.agents.base import BuildContext, StepInfo
-from relayflow.agents.formats import format_of
+from relayflow.agents.formats import BadRecord, format_of
 from relayflow.agents.retrieval import RetrievalAgent, item_key
 from relayflow.engine.handoff import Handoff
 from relayflow.errors import AgentError
@@ -243,22 +243,51 @@ def test_missing_file_names_the_path_and_the_fix(ctx: BuildContext, tmp_path: Pa
         collect(agent(ctx, source="nope.jsonl"))
 
 
-def test_bad_json_line_names_file_and_line(tmp_path: Path, ctx: BuildContext) -> None:
-    (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{"a": \n')
-    with pytest.raises(AgentError, match=r"bad\.jsonl:2: not valid JSON"):
-        collect(agent(ctx, source="bad.jsonl"))
+def test_bad_json_line_is_a_bad_record_in_its_place(tmp_path: Path, ctx: BuildContext) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{"a": \n{"a": 3}\n')
+    [(_, first), (key, bad), (last_key, last)] = collect_keyed(agent(ctx, source="bad.jsonl"))
+    assert first == {"a": 1} and last == {"a": 3}
+    assert isinstance(bad, BadRecord)
+    assert bad.message.startswith(f"{tmp_path}/bad.jsonl:2: not valid JSON")
+    # it holds its place: the keys after it do not move when it is fixed
+    assert (key, last_key) == (f"{tmp_path}/bad.jsonl#1", f"{tmp_path}/bad.jsonl#2")
 
 
-def test_csv_row_with_extra_fields_is_an_error(tmp_path: Path, ctx: BuildContext) -> None:
-    (tmp_path / "bad.csv").write_text("a,b\n1,2\n1,2,3\n")
-    with pytest.raises(AgentError, match=r"bad\.csv:3: the row has more fields"):
-        collect(agent(ctx, source="bad.csv"))
+def test_csv_row_with_extra_fields_is_a_bad_record(tmp_path: Path, ctx: BuildContext) -> None:
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n1,2,3\n4,5\n")
+    records = collect(agent(ctx, source="bad.csv"))
+    assert [r for r in records if not isinstance(r, BadRecord)] == [
+        {"a": "1", "b": "2"},
+        {"a": "4", "b": "5"},
+    ]
+    [bad] = [r for r in records if isinstance(r, BadRecord)]
+    assert bad.message.startswith(f"{tmp_path}/bad.csv:3: the row has more fields")
 
 
-def test_non_utf8_text_is_an_error(tmp_path: Path, ctx: BuildContext) -> None:
-    (tmp_path / "latin.txt").write_bytes("café".encode("latin-1"))
-    with pytest.raises(AgentError, match=r"latin\.txt: not UTF-8"):
-        collect(agent(ctx, source="latin.txt"))
+def test_a_folder_with_bad_files_goes_on_with_the_others(tmp_path: Path, ctx: BuildContext) -> None:
+    import gzip
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.json").write_text('[{"id": "a1"}, {"id": ')  # cut short
+    (folder / "b.txt").write_bytes("café".encode("latin-1"))
+    whole = gzip.compress(b"".join(b'{"id": "c%d"}\n' % i for i in range(2000)))
+    (folder / "c.jsonl.gz").write_bytes(whole[: len(whole) // 2])  # a damaged archive
+    (folder / "d.jsonl").write_text('{"id": "d1"}\n')
+    records = collect(agent(ctx, source="in"))
+    ids = [r["id"] for r in records if not isinstance(r, BadRecord)]
+    assert ids[-1] == "d1" and ids[0] == "c0"
+    messages = [r.message for r in records if isinstance(r, BadRecord)]
+    assert messages[0].startswith(f"{folder}/a.json:1: not valid JSON")
+    assert messages[1] == (
+        f"{folder}/b.txt: not UTF-8 text (unexpected end of data at byte 3) — save the file "
+        "as UTF-8"
+    )
+    read_before = len(ids) - 1  # the c records read before the archive broke off, d1 after
+    assert messages[2].startswith(
+        f"{folder}/c.jsonl.gz#{read_before + 1}: cannot read on from record {read_before + 1}: "
+    )
+    assert messages[2].endswith("— the file is damaged or not jsonl")
 
 
 def test_empty_glob_is_an_error(resources_ctx: BuildContext) -> None:

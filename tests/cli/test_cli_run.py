@@ -287,12 +287,3 @@ def test_inputs_of_an_unknown_format_are_refused_before_running(cli: Cli) -> Non
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot tell the format of items.xml")
     assert not cli.store_path.exists()
-
-
-def test_an_item_that_is_not_an_object_is_named_by_its_position(cli: Cli) -> None:
-    wf = cli.linear()
-    cli.write("items.jsonl", '{"n": 1}\n[1, 2]\n')
-    result = cli("run", wf, "--inputs", "items.jsonl")
-    assert result.exit_code == 1
-    assert "item 2 is list, not an object" in result.stderr
-    assert "Traceback" not in result.output

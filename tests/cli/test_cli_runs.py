@@ -29,6 +29,7 @@ def test_runs_list_shows_runs_newest_first_and_filters(cli: Cli) -> None:
         "status",
         "started",
         "TTR",
+        "batch",
         "item",
     ]
     ids = re.findall(r"^│ (\w+) ", result.stdout, re.MULTILINE)
@@ -73,3 +74,37 @@ def test_an_explicit_store_is_used_for_writing_and_reading(cli: Cli) -> None:
     assert other.exists() and not cli.store_path.exists()
     result = cli("runs", "list", "--store", f"sqlite:///{other}")
     assert line["run_id"] in result.stdout
+
+
+def test_after_a_kill_runs_list_names_the_batch_to_resume(cli: Cli) -> None:
+    import time
+
+    from relayflow.agents.base import Usage
+    from relayflow.engine import events as ev
+
+    # what `kill -9` in the middle of a batch leaves: the batch and a run `running`
+    cli.store_path.parent.mkdir(parents=True)
+    now = time.time()
+    with cli.store() as store:
+        store.handle(ev.BatchStarted("b-killed", "numbers", "numbers.yaml", "in.jsonl", 4, now))
+        store.handle(ev.RunStarted("r-killed", "numbers", "v1", {"n": 1}, now, "b-killed", "0"))
+        store.handle(
+            ev.StepFinished(
+                "r-killed", "Double", "transform", 1, now, now, {"n": 1}, None, Usage(), {}
+            )
+        )
+    listing = cli("runs", "list", "--status", "running")
+    assert listing.exit_code == 0, listing.output
+    [row] = [line for line in listing.stdout.splitlines() if "r-killed" in line]
+    assert [c.strip() for c in row.strip("│").split("│")][5] == "b-killed"
+
+    batches = cli("batches", "list", "--status", "running")
+    assert batches.exit_code == 0, batches.output
+    assert re.search(r"│ b-killed +│ numbers +│ running +│ .* │ 1 running +│ +0 │", batches.stdout)
+    shown = cli("batches", "show", "b-killed")
+    assert shown.exit_code == 0, shown.output
+    assert "runs: 1 running" in shown.stdout
+    assert "resume or retry with relayflow resume --batch b-killed" in shown.stdout
+    missing = cli("batches", "show", "nope")
+    assert missing.exit_code == 1
+    assert missing.stderr == "error: no batch 'nope' in the store; see `relayflow batches list`\n"

@@ -3,7 +3,7 @@ is given is refused with one line naming where it is, before anything runs or is
 
 from __future__ import annotations
 
-from tests.cli.cli_support import Cli
+from tests.cli.cli_support import Cli, summary_value
 
 
 def test_an_input_with_a_lone_surrogate_is_refused_naming_the_field(cli: Cli) -> None:
@@ -16,12 +16,14 @@ def test_an_input_with_a_lone_surrogate_is_refused_naming_the_field(cli: Cli) ->
     assert not cli.store_path.exists() or cli("runs", "list").stdout.strip() == "no runs match"
 
 
-def test_an_inputs_item_with_a_lone_surrogate_is_refused_naming_the_item(cli: Cli) -> None:
+def test_an_inputs_item_with_a_lone_surrogate_is_a_bad_record_naming_its_line(cli: Cli) -> None:
+    # a bad record of a batch (tests/cli/test_cli_bad_records.py): the others still run
     wf = cli.linear()
     items = cli.write("items.jsonl", '{"n": 1}\n{"n": 2, "\\udc00": 1}\n')
     result = cli("run", wf, "--inputs", items)
     assert result.exit_code == 1, result.output
-    assert f"{items}: item 2: \ufffd: text with a lone surrogate" in result.output
+    assert f"bad record: {items}:2: \ufffd: text with a lone surrogate" in result.output
+    assert summary_value(result.stdout, "succeeded") == "1"
     assert "Traceback" not in result.output
 
 

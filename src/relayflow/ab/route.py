@@ -24,11 +24,12 @@ from relayflow.ab.assign import assign, routing_key
 from relayflow.spec.variants import SEPARATOR, variant_workflow, weights
 
 if TYPE_CHECKING:
+    from relayflow.engine.batch import Item
     from relayflow.engine.events import Consumer
     from relayflow.engine.runner import Runner, RunResult
     from relayflow.spec.loader import Workflow
 
-Items = Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]]
+Items = Iterable["Item"] | AsyncIterable["Item"]
 _END = object()
 
 
@@ -62,9 +63,11 @@ async def run_variants(
     consumers: Sequence[Consumer] = (),
     inputs_name: str | None = None,
     limit: int | None = None,
+    max_bad_records: int | None = None,
 ) -> AsyncGenerator[tuple[str, RunResult], None]:
     """Run each item as the variant its key is assigned to; yield ``(variant, result)`` as runs
-    end. ``items`` None reads the workflow's source agent (at most ``limit`` records)."""
+    end. ``items`` None reads the workflow's source agent (at most ``limit`` records). Bad
+    records go to the first variant's batch, which stops past ``max_bad_records``."""
     from relayflow.engine.runner import Runner
 
     chosen = arms(workflow, batch_id, concurrency)
@@ -83,7 +86,14 @@ async def run_variants(
         for arm in chosen:
             tasks.append(
                 asyncio.ensure_future(
-                    _arm(runners[arm.variant], arm, queues[arm.variant], results, inputs_name)
+                    _arm(
+                        runners[arm.variant],
+                        arm,
+                        queues[arm.variant],
+                        results,
+                        inputs_name,
+                        max_bad_records,
+                    )
                 )
             )
         try:
@@ -109,11 +119,18 @@ async def _route(
     results: asyncio.Queue[Any],
 ) -> None:
     """Put each item on the queue of its variant, then the end mark on every queue; an error
-    reading the items goes to the results, where the consumer raises it."""
+    reading the items goes to the results, where the consumer raises it. A bad record has no
+    key to route by: the first variant's batch records it."""
+    from relayflow.agents.formats import BadRecord
+
     variants = workflow.spec.variants
     evaluate = workflow.spec.evaluate
+    first = next(iter(queues))
     try:
         async for record in _aiter(source):
+            if isinstance(record, BadRecord):
+                await queues[first].put(record)
+                continue
             variant = assign(variants, routing_key(record, evaluate), salt=workflow.name)
             await queues[variant.name].put(record)
     except Exception as exc:
@@ -129,13 +146,18 @@ async def _arm(
     queue: asyncio.Queue[Any],
     results: asyncio.Queue[Any],
     inputs_name: str | None,
+    max_bad_records: int | None = None,
 ) -> None:
-    async def records() -> AsyncIterator[Mapping[str, Any]]:
+    async def records() -> AsyncIterator[Item]:
         while (record := await queue.get()) is not _END:
             yield record
 
     batch = runner.run_batch(
-        records(), concurrency=arm.concurrency, batch_id=arm.batch_id, inputs_name=inputs_name
+        records(),
+        concurrency=arm.concurrency,
+        batch_id=arm.batch_id,
+        inputs_name=inputs_name,
+        max_bad_records=max_bad_records,
     )
     try:
         async for result in batch:
@@ -149,7 +171,7 @@ async def _arm(
         results.put_nowait(_END)
 
 
-async def _aiter(items: Items) -> AsyncIterator[Mapping[str, Any]]:
+async def _aiter(items: Items) -> AsyncIterator[Item]:
     if isinstance(items, AsyncIterable):
         async for record in items:
             yield record
@@ -158,7 +180,7 @@ async def _aiter(items: Items) -> AsyncIterator[Mapping[str, Any]]:
             yield record
 
 
-def _source(runner: Runner, limit: int | None) -> AsyncIterator[Mapping[str, Any]]:
+def _source(runner: Runner, limit: int | None) -> AsyncIterator[Item]:
     """The records of the workflow's source agent (every variant shares it), at most
     ``limit``."""
     from relayflow.engine.batch import source_agent, source_records

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 if TYPE_CHECKING:
+    from relayflow.agents.formats import BadRecord
     from relayflow.engine.handoff import Handoff
     from relayflow.models.base import Provider
     from relayflow.spec.loader import Workflow
@@ -143,8 +144,10 @@ class Agent(abc.ABC):
 
 
 class SourceAgent(Agent):
-    """An agent that can start a batch: each record it yields becomes one run."""
+    """An agent that can start a batch: each record it yields becomes one run, and each
+    BadRecord (agents/formats.py) one bad record of the batch, listed and skipped."""
 
     @abc.abstractmethod
-    def records(self) -> AsyncIterator[dict[str, Any]]:
-        """Stream the source's records, never loading the whole source into memory."""
+    def records(self) -> AsyncIterator[dict[str, Any] | BadRecord]:
+        """Stream the source's records, never loading the whole source into memory; a record
+        that cannot be read is a BadRecord in its place, so the batch goes on."""

@@ -25,7 +25,15 @@ from relayflow.agents.confine import (
     shown,
     text_refusal,
 )
-from relayflow.agents.formats import READERS, Format, compression_of, format_of, load_json
+from relayflow.agents.formats import (
+    READERS,
+    RECORD_READERS,
+    BadRecord,
+    Format,
+    compression_of,
+    format_of,
+    load_json,
+)
 from relayflow.errors import AgentError
 from relayflow.spec.models import AgentConfig, RetrievalConfig
 
@@ -185,13 +193,15 @@ class RetrievalAgent(SourceAgent):
 
     # -- the batch source -------------------------------------------------------------------
 
-    async def records(self) -> AsyncGenerator[dict[str, Any], None]:
+    async def records(self) -> AsyncGenerator[dict[str, Any] | BadRecord, None]:
         async with aclosing(self.keyed_records()) as items:
             async for _key, record in items:
                 yield record
 
-    async def keyed_records(self) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
-        """Every record with its stable key (``item_key``), streamed, at most ``limit``."""
+    async def keyed_records(self) -> AsyncGenerator[tuple[str, dict[str, Any] | BadRecord], None]:
+        """Every record with its stable key (``item_key``), streamed, at most ``limit``; a
+        record that cannot be read is a BadRecord in its place (and keeps its position, so the
+        records after it keep their keys once it is fixed)."""
         if is_template(self.config.source):
             raise AgentError(
                 f"step {self.name}: source {self.config.source!r} is a template, so this step "
@@ -201,7 +211,7 @@ class RetrievalAgent(SourceAgent):
             async for item in items:
                 yield item
 
-    def _keyed(self, source: str) -> Generator[tuple[str, dict[str, Any]], None, None]:
+    def _keyed(self, source: str) -> Generator[tuple[str, dict[str, Any] | BadRecord], None, None]:
         loc = self._locate(source)
         files = self._files(loc)
         if not files:
@@ -211,7 +221,10 @@ class RetrievalAgent(SourceAgent):
         for path in files:
             shown = loc.show(path)
             fmt = format_of(shown, self.config.format)
-            for index, value in enumerate(self._read(loc, path, fmt)):
+            for index, value in enumerate(self._records(loc, path, fmt)):
+                if type(value) is BadRecord:
+                    yield item_key({}, shown, index), value
+                    continue
                 record = value if isinstance(value, dict) else {"value": value}
                 yield item_key(record, shown, index), record
                 count += 1
@@ -376,6 +389,30 @@ class RetrievalAgent(SourceAgent):
             and not path.endswith("/")
             and not path.rsplit("/", 1)[-1].startswith(".")
         )
+
+    def _records(self, loc: _Location, path: str, fmt: Format) -> Iterator[Any]:
+        """The values in one file of the batch source, a BadRecord in the place of each bad
+        one. A file that cannot be opened is an error; one that breaks off while being read
+        (a damaged archive, bytes that are not the format) is one bad record for its rest."""
+        shown = loc.show(path)
+        compression = None if fmt == "parquet" else compression_of(path)
+        count, opened = 0, False
+        try:
+            with loc.fs.open(path, "rb", compression=compression) as raw:
+                opened = True
+                for value in RECORD_READERS[fmt](raw, shown):
+                    yield value
+                    count += 1
+        except AgentError:
+            raise
+        except Exception as exc:
+            if not opened:
+                raise _converted(exc, shown) from exc
+            reason = (
+                f"cannot read on from record {count + 1}: {type(exc).__name__}: {exc} — the "
+                f"file is damaged or not {fmt}"
+            )
+            yield BadRecord(f"{shown}#{count + 1}", reason)
 
     def _read(self, loc: _Location, path: str, fmt: Format, whole: bool = False) -> Iterator[Any]:
         """The values in one file, streamed; ``whole`` keeps a .json file's value as it is."""

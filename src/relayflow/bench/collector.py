@@ -149,7 +149,12 @@ class Collector:
                 self._runs[event.run_id] = _Run(event.run_id, event.batch_id, event.item_key)
             return
         if isinstance(
-            event, ev.BatchStarted | ev.BatchFinished | ev.ReviewDecided | ev.BudgetAlert
+            event,
+            ev.BatchStarted
+            | ev.BatchFinished
+            | ev.RecordRejected
+            | ev.ReviewDecided
+            | ev.BudgetAlert,
         ):
             return
         run = self._runs.get(event.run_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,12 +27,13 @@ from relayflow.bench.reviewer import (
 from relayflow.errors import RelayflowError
 
 if TYPE_CHECKING:
+    from relayflow.engine.batch import Item
     from relayflow.engine.events import Consumer
     from relayflow.engine.runner import Runner, RunResult
     from relayflow.spec.loader import Workflow
 
 #: the items of one pass, at most ``limit`` of them, the same ones on every call
-Items = Callable[[int], Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]]]
+Items = Callable[[int], Iterable["Item"] | AsyncIterable["Item"]]
 #: told when a phase starts: ``("warmup", None)`` or ``("pass", k)``
 OnPhase = Callable[[str, int | None], None]
 
@@ -171,7 +172,7 @@ def as_agents_left_it(run: RunMeasure) -> RunMeasure:
 
 async def _one_pass(
     runner: Runner,
-    items: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+    items: Iterable[Item] | AsyncIterable[Item],
     options: BenchOptions,
     reviewer: GoldenReviewer | None,
     batch_id: str,

@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from relayflow.cli import bench, feedback, models, prompts, review, runs, tokens, variants
+from relayflow.cli import (
+    batches,
+    bench,
+    feedback,
+    models,
+    prompts,
+    review,
+    runs,
+    tokens,
+    variants,
+)
 from relayflow.cli.costs import costs
 from relayflow.cli.output import GuardedGroup
 from relayflow.cli.retrain import retrain
@@ -53,6 +63,7 @@ app.command("resume")(resume)
 app.command("bench")(bench.bench)
 app.command("costs")(costs)
 app.add_typer(runs.app, name="runs")
+app.add_typer(batches.app, name="batches")
 app.add_typer(review.app, name="review")
 app.add_typer(feedback.app, name="feedback")
 app.command("retrain")(retrain)

@@ -1,19 +1,20 @@
 """Drive a batch (or one run) through the runner under ``asyncio.run``, with the progress
-consumer on the event stream, and turn a first Ctrl-C into a clean stop."""
+consumer on the event stream, and turn a first Ctrl-C or SIGTERM into a clean stop."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from relayflow.cli.common import run_async
+from relayflow.cli.common import Stop, run_async
 from relayflow.cli.inputs import file_items, source_items
-from relayflow.cli.output import console
+from relayflow.cli.output import UserError, console
 
 if TYPE_CHECKING:
     from relayflow.cli.progress import Summary
+    from relayflow.engine.batch import Item
     from relayflow.engine.runner import Runner, RunResult
     from relayflow.spec.loader import Workflow
 
@@ -37,6 +38,8 @@ class BatchJob:
     use_source: bool = False
     limit: int | None = None
     resume: Sequence[str] = ()
+    #: stop taking items after this many bad records (None: no limit)
+    max_bad_records: int | None = None
     #: route each item to the variant its key is assigned to (ab/route.py), one batch per
     #: variant: ``<batch_id>@<variant>``
     split_variants: bool = False
@@ -50,6 +53,10 @@ class BatchJob:
 class Outcome:
     summary: Summary
     cancelled: bool
+    #: the signal that cancelled it (Ctrl-C or SIGTERM), for the exit status
+    stop: Stop = field(default_factory=Stop)
+    #: why the batch stopped before its end (too many bad records, a source that broke off)
+    error: str | None = None
 
 
 def new_batch_id() -> str:
@@ -61,11 +68,17 @@ def new_batch_id() -> str:
 def execute(
     job: BatchJob, on_result: OnResult, *, total: int | None = None, only_run: str | None = None
 ) -> Outcome:
-    """Run ``job`` to the end (or to the first Ctrl-C); ``only_run`` resumes one run instead."""
+    """Run ``job`` to the end (or to the first Ctrl-C or SIGTERM); ``only_run`` resumes one
+    run instead."""
     from relayflow.cli.progress import BatchProgress
 
     progress = BatchProgress(total=total, console=console(stderr=True))
     progress.batch_id = job.batch_id or None
+    stop = Stop()
+
+    from relayflow.errors import RelayflowError, SpecError
+
+    error: list[str] = []
 
     async def main() -> bool:
         try:
@@ -78,11 +91,16 @@ def execute(
             if task is not None:
                 task.uncancel()
             return True
+        except (RelayflowError, UserError) as exc:
+            if isinstance(exc, SpecError) or not progress.seen:
+                raise  # no item was read: no summary to show
+            # the runs in flight were recorded as they ended: show the summary, then why
+            error.append(" ".join(str(exc).split()))
         return False
 
     with progress:
-        cancelled = run_async(main())
-    return Outcome(progress.summary(), cancelled)
+        cancelled = run_async(main(), stop)
+    return Outcome(progress.summary(), cancelled, stop, error[0] if error else None)
 
 
 async def _resume_one(job: BatchJob, run_id: str, progress: Any, on_result: OnResult) -> None:
@@ -105,6 +123,7 @@ async def _drive(job: BatchJob, progress: Any, on_result: OnResult) -> None:
             concurrency=job.concurrency,
             batch_id=job.batch_id,
             inputs_name=job.inputs_name,
+            max_bad_records=job.max_bad_records,
         )
         await _each(batch, on_result)
 
@@ -112,7 +131,7 @@ async def _drive(job: BatchJob, progress: Any, on_result: OnResult) -> None:
 async def _drive_variants(job: BatchJob, progress: Any, on_result: OnResult) -> None:
     from relayflow.ab.route import run_variants
 
-    items: Iterable[Mapping[str, Any]] | None = None
+    items: Iterable[Item] | None = None
     if job.single is not None:
         items = [job.single]
     elif job.inputs is not None:
@@ -126,6 +145,7 @@ async def _drive_variants(job: BatchJob, progress: Any, on_result: OnResult) -> 
         consumers=[progress],
         inputs_name=job.inputs_name,
         limit=job.limit,
+        max_bad_records=job.max_bad_records,
     )
     try:
         async for _variant, result in results:
@@ -145,9 +165,7 @@ async def _each(results: AsyncIterator[RunResult], on_result: OnResult) -> None:
             await close()
 
 
-def _items(
-    job: BatchJob, runner: Runner
-) -> Iterable[Mapping[str, Any]] | AsyncIterator[Mapping[str, Any]]:
+def _items(job: BatchJob, runner: Runner) -> Iterable[Item] | AsyncIterator[Item]:
     if job.single is not None:
         return [job.single]
     if job.inputs is not None:

@@ -1,18 +1,21 @@
 """What several commands share: the ``--store`` option, opening the store, finding a run by
-prefix, and the workflow file a run or batch was started from."""
+prefix, the workflow file a run or batch was started from, and running the event loop (with
+SIGTERM handled as Ctrl-C)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import os
-from collections.abc import Coroutine
+import signal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from relayflow.cli.output import UserError
+from relayflow.cli.output import Terminated, UserError
 
 if TYPE_CHECKING:
     from relayflow.spec.loader import Workflow
@@ -124,16 +127,69 @@ def workflow_of_run(store: SqlStore, run: RunRecord, given: Path | None) -> Work
     return workflow_for_run(loaded, run.workflow) or loaded
 
 
-def run_async(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(main)``, then the model providers' connection pools opened on that loop
-    are closed before it ends (the providers stay cached for the next command in-process)."""
+@dataclass(slots=True)
+class Stop:
+    """Which signal stopped a command: Ctrl-C (SIGINT, the default) or SIGTERM."""
+
+    signum: int = signal.SIGINT
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal, as a shell reports a process that the signal ended: 130 or 143."""
+        return 128 + int(self.signum)
+
+
+def run_async(main: Coroutine[Any, Any, T], stop: Stop | None = None) -> T:
+    """``asyncio.run(main)``, with SIGTERM treated as Ctrl-C, then the model providers'
+    connection pools opened on that loop closed before it ends (the providers stay cached for
+    the next command in-process).
+
+    The first SIGTERM cancels ``main`` as asyncio's first Ctrl-C does, so runs in flight are
+    recorded as cancelled and the batch stays resumable; ``stop`` then says SIGTERM. A second
+    one ends the process at once (like ``kill -9``: what was committed stays committed). If
+    ``main`` lets the cancellation escape, Terminated is raised (exit status 143)."""
+    stop = stop if stop is not None else Stop()
 
     async def with_release() -> T:
         from relayflow.models.registry import release_clients
 
+        remove = _cancel_on_sigterm(stop)
         try:
             return await main
         finally:
+            remove()
             await release_clients()
 
-    return asyncio.run(with_release())
+    try:
+        return asyncio.run(with_release())
+    except asyncio.CancelledError:
+        if stop.signum == signal.SIGTERM:
+            raise Terminated from None
+        raise
+
+
+def _cancel_on_sigterm(stop: Stop) -> Callable[[], None]:
+    """Cancel the current task on SIGTERM; return what puts the previous handler back."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm() -> None:
+        if stop.signum == signal.SIGTERM:  # the second one: stop now
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        stop.signum = signal.SIGTERM
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        return lambda: None
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGTERM)  # it leaves SIG_DFL: restore the previous
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+    return remove

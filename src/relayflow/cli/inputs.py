@@ -1,16 +1,18 @@
 """Where a batch's items come from: a JSONL/JSON/CSV/Parquet file read record by record, or the
-workflow's own source agent; either capped by ``--limit``."""
+workflow's own source agent; either capped by ``--limit``. A record that cannot be read is a
+BadRecord in its place, which the batch records and skips."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relayflow.cli.output import UserError
 
 if TYPE_CHECKING:
+    from relayflow.engine.batch import Item
     from relayflow.engine.runner import Runner
 
 #: local JSONL files up to this size are counted first, so the progress bar knows its total
@@ -42,34 +44,35 @@ def _check_format(path: str) -> None:
         ) from None
 
 
-def file_items(location: str, limit: int | None = None) -> Iterator[Mapping[str, Any]]:
+def file_items(location: str, limit: int | None = None) -> Iterator[Item]:
     """Stream the records of ``location`` (never the whole file at once, except JSON, which
-    has to be parsed whole); each must be a JSON object."""
-    from relayflow.agents.formats import READERS, compression_of, format_of
-    from relayflow.text import surrogate_message, surrogate_path
+    has to be parsed whole), at most ``limit`` (bad ones count: they hold their place). Each
+    must be a JSON object; one that is not, or cannot be decoded, is a BadRecord, and so is the
+    rest of a file that breaks off while being read (a damaged archive)."""
+    from relayflow.agents.formats import RECORD_READERS, BadRecord, compression_of, format_of
 
     if limit is not None and limit <= 0:
         return
-    reader = READERS[format_of(location, None)]
-    count = 0
+    fmt = format_of(location, None)
+    reader = RECORD_READERS[fmt]
+    count, entered = 0, False
     try:
-        opened = _open(location, compression_of(location))
-    except OSError as exc:
-        raise UserError(f"cannot read the inputs {location}: {exc.strerror or exc}") from None
-    with opened as raw:
-        for record in reader(raw, location):
-            if not isinstance(record, Mapping):
-                raise UserError(
-                    f"{location}: item {count + 1} is {type(record).__name__}, not an object — "
-                    "each item must be a JSON object (one per line in JSONL)"
-                )
-            where = surrogate_path(record)
-            if where is not None:
-                raise UserError(f"{location}: item {count + 1}: {surrogate_message(where)}")
-            yield record
-            count += 1
-            if limit is not None and count >= limit:
-                return
+        with _open(location, compression_of(location)) as raw:
+            entered = True
+            for record in reader(raw, location, objects=True):
+                yield record
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+    except (OSError, EOFError, ValueError) as exc:  # zlib, gzip and lzma errors are among these
+        if not entered:
+            why = getattr(exc, "strerror", None) or exc
+            raise UserError(f"cannot read the inputs {location}: {why}") from None
+        reason = (
+            f"cannot read on from item {count + 1}: {type(exc).__name__}: {exc} — the file is "
+            f"damaged or not {fmt}"
+        )
+        yield BadRecord(f"{location}#{count + 1}", reason)
 
 
 def _open(location: str, compression: str | None) -> Any:
@@ -95,7 +98,7 @@ def count_items(location: str, limit: int | None = None) -> int | None:
     return total if limit is None else min(total, limit)
 
 
-def source_items(runner: Runner, limit: int | None = None) -> AsyncIterator[Mapping[str, Any]]:
+def source_items(runner: Runner, limit: int | None = None) -> AsyncIterator[Item]:
     """The records of the workflow's source agent, at most ``limit`` of them."""
     from relayflow.engine.batch import source_agent, source_records
 

@@ -27,6 +27,10 @@ class UserError(Exception):
     """Something the user can fix (a bad option value, a missing file); printed as ``error: …``."""
 
 
+class Terminated(Exception):
+    """A command stopped by SIGTERM that had nothing of its own to report (exit status 143)."""
+
+
 def console(*, stderr: bool = False) -> Console:
     """A Rich console on stdout (or stderr), made per command so it sees the current streams."""
     from rich.console import Console
@@ -147,6 +151,9 @@ class GuardedGroup(TyperGroup):
         except KeyboardInterrupt:
             note("interrupted")
             raise typer.Exit(130) from None
+        except Terminated:
+            note("terminated")
+            raise typer.Exit(143) from None
         except Exception as exc:
             if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
                 raise

@@ -55,6 +55,14 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True)
+class Bad:
+    """A bad record of the batch's source, as the summary shows it."""
+
+    location: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """What a batch (or one run) came to, counted from its events."""
 
@@ -69,6 +77,9 @@ class Summary:
     tokens: int
     cost: float
     failures: tuple[Failure, ...]
+    #: records of the source that could not become runs (recorded with the batch, skipped)
+    bad_records: int = 0
+    bad: tuple[Bad, ...] = ()
 
 
 class _Live:
@@ -148,6 +159,8 @@ class BatchProgress(LiveBar):
         self._tokens = 0
         self._cost = 0.0
         self._failures: list[Failure] = []
+        self._bad_count = 0
+        self._bad: list[Bad] = []
 
     # ---- the consumer ----------------------------------------------------------------------
 
@@ -169,6 +182,10 @@ class BatchProgress(LiveBar):
             self._finish(event)
         elif isinstance(event, ev.BatchStarted):
             self.batch_id = event.batch_id
+        elif isinstance(event, ev.RecordRejected):
+            self._bad_count += 1
+            if len(self._bad) < SHOWN_FAILURES:
+                self._bad.append(Bad(event.location, event.reason))
         else:
             return
         self._refresh()
@@ -199,6 +216,11 @@ class BatchProgress(LiveBar):
     # ---- what it shows ---------------------------------------------------------------------
 
     @property
+    def seen(self) -> bool:
+        """Whether any item was read: a run started or a bad record met."""
+        return bool(self._live or self.done or self._bad_count)
+
+    @property
     def done(self) -> int:
         c = self._counts
         return c["succeeded"] + c["failed"] + c["waiting_review"] + c["cancelled"]
@@ -207,6 +229,8 @@ class BatchProgress(LiveBar):
         c = self._counts
         median = self._median.value()
         text = f"ok {c['succeeded']}  failed {c['failed']}  review {c['waiting_review']}"
+        if self._bad_count:
+            text += f"  bad {self._bad_count}"
         return text + (f"  median TTR {seconds(median)}" if median is not None else "")
 
     def summary(self) -> Summary:
@@ -225,6 +249,8 @@ class BatchProgress(LiveBar):
             tokens=self._tokens,
             cost=self._cost,
             failures=tuple(self._failures),
+            bad_records=self._bad_count,
+            bad=tuple(self._bad),
         )
 
     def _refresh(self) -> None:
@@ -252,9 +278,12 @@ def render_summary(summary: Summary, console: Console, *, limit: int | None = No
         "p95 TTR": seconds(summary.p95_ttr),
         "tokens": f"{summary.tokens:,}",
         "cost": f"${summary.cost:.4f}",
+        "bad records": str(summary.bad_records),
     }
     if not summary.cancelled:
         del columns["cancelled"]
+    if not summary.bad_records:
+        del columns["bad records"]
     for name, value in columns.items():
         table.add_row(name, value)
     console.print(table)
@@ -271,6 +300,12 @@ def render_summary(summary: Summary, console: Console, *, limit: int | None = No
     if summary.waiting_review:
         waiting = plural(summary.waiting_review, "run")
         say(f"{waiting} waiting for review: relayflow review list")
+    for bad in summary.bad:
+        say(f"bad record: {bad.location}: {bad.reason}")
+    if summary.bad_records:
+        records = plural(summary.bad_records, "bad record")
+        where = f": relayflow batches show {summary.batch_id}" if summary.batch_id else ""
+        say(f"{records} skipped (not run, kept with the batch){where}")
     if summary.batch_id:
         say(
             f"batch {summary.batch_id}: resume or retry with {resume_hint(summary.batch_id, limit)}"

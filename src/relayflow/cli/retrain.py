@@ -3,13 +3,12 @@ store, and print what the golden set decided."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from relayflow.cli.common import StoreOption, load_workflow
+from relayflow.cli.common import StoreOption, load_workflow, run_async
 from relayflow.cli.models import existing_store
 from relayflow.cli.output import console, note, print_json
 
@@ -48,7 +47,7 @@ def retrain(
         trigger="manual",
         metric=step.metric if step is not None else None,
     )
-    outcome = asyncio.run(_run(request))
+    outcome = run_async(_run(request))  # SIGTERM stops it as Ctrl-C does
     if as_json:
         print_json(
             {

@@ -40,6 +40,16 @@ LimitOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per run on stdout (JSON Lines).")
 ]
+MaxBadOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-bad-records",
+        min=0,
+        help="Stop the batch (resumably) once more than this many records of its source could "
+        "not be read; 0 stops at the first. Default: no limit (each is listed and skipped).",
+        show_default=False,
+    ),
+]
 
 
 def run(
@@ -73,6 +83,7 @@ def run(
         ),
     ] = None,
     as_json: JsonOption = False,
+    max_bad_records: MaxBadOption = None,
     variant: Annotated[
         str | None,
         typer.Option(
@@ -114,6 +125,7 @@ def run(
         use_source=single is None and location is None,
         limit=limit,
         split_variants=variant is None and bool(workflow.spec.variants),
+        max_bad_records=max_bad_records,
     )
     if single is not None:
         _finish_single(job, as_json)
@@ -150,6 +162,7 @@ def resume(
     ] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
+    max_bad_records: MaxBadOption = None,
 ) -> None:
     """Continue a run, or every unfinished and failed run of a batch.
 
@@ -159,7 +172,7 @@ def resume(
         if run_id is not None and workflow_file is not None:
             raise typer.BadParameter("give the workflow FILE or --workflow, not both")
         given = Path(run_id) if run_id is not None else workflow_file
-        _resume_batch(batch, given, limit, concurrency, store, as_json)
+        _resume_batch(batch, given, limit, concurrency, store, as_json, max_bad_records)
         return
     if run_id is None:
         raise typer.BadParameter("give a RUN_ID, or --batch BATCH_ID", param_hint="RUN_ID")
@@ -183,6 +196,7 @@ def _resume_batch(
     concurrency: int | None,
     store: str | None,
     as_json: bool,
+    max_bad_records: int | None,
 ) -> None:
     from relayflow.cli.batch import INLINE_INPUT, BatchJob, runs_to_resume
 
@@ -226,6 +240,7 @@ def _resume_batch(
         use_source=inputs is None and not no_source,
         limit=limit,
         resume=resume_ids,
+        max_bad_records=max_bad_records,
     )
     _finish_batch(job, as_json, total=None)
 
@@ -305,6 +320,10 @@ def _exit(outcome: Outcome, hint: str) -> None:
     summary = outcome.summary
     if outcome.cancelled:
         note(f"cancelled: {summary.cancelled} runs in flight were stopped; resume with {hint}")
-        raise typer.Exit(130)
-    if summary.failed:
+        raise typer.Exit(outcome.stop.exit_code)  # 130 after Ctrl-C, 143 after SIGTERM
+    if outcome.error is not None:
+        error_line(outcome.error)
+        note(f"fix the cause, then resume with {hint}")
+        raise typer.Exit(1)
+    if summary.failed or summary.bad_records:  # some items did not come through
         raise typer.Exit(1)

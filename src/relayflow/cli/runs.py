@@ -53,6 +53,8 @@ def list_runs(
     table.add_column("status", no_wrap=True)
     table.add_column("started", no_wrap=True)
     table.add_column("TTR", justify="right", no_wrap=True)
+    # the batch a run belongs to is what `relayflow resume --batch` takes after a crash
+    table.add_column("batch", no_wrap=True)
     table.add_column("item")
     for r in records:
         ttr = r.ended - r.started if r.ended is not None else None
@@ -62,6 +64,7 @@ def list_runs(
             r.status,
             local_time(r.started),
             seconds(ttr),
+            r.batch_id or "-",
             short(r.item_key, 40),
         )
     out.print(table)

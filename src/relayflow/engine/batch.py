@@ -1,14 +1,17 @@
-"""Batches: many runs of one workflow from one source, streamed with bounded concurrency."""
+"""Batches: many runs of one workflow from one source, streamed with bounded concurrency; the
+source's bad records recorded and skipped."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from relayflow.agents.base import SourceAgent
+from relayflow.agents.formats import BadRecord
 from relayflow.engine import events as ev
 from relayflow.engine.ids import new_id
 from relayflow.errors import RelayflowError
@@ -16,19 +19,34 @@ from relayflow.errors import RelayflowError
 if TYPE_CHECKING:
     from relayflow.engine.runner import Runner, RunResult
 
+#: one item of a batch: a record to run, or one that could not be read
+Item = Mapping[str, Any] | BadRecord
+Items = Iterable[Item] | AsyncIterable[Item]
+
+
+class TooManyBadRecords(RelayflowError):
+    """The batch's source had more bad records than the batch allows; it stopped once the runs
+    in flight ended, and can be resumed."""
+
 
 async def run_batch(
     runner: Runner,
-    items: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]] | None = None,
+    items: Items | None = None,
     *,
     concurrency: int = 8,
     batch_id: str | None = None,
     inputs_name: str | None = None,
+    max_bad_records: int | None = None,
 ) -> AsyncIterator[RunResult]:
     """Run one workflow per item (or per record of the plan's source), at most
     ``concurrency`` at once, yielding results as runs end. Memory stays flat: items are
     pulled only as slots free up. With an existing ``batch_id`` and a store, items that
-    already ended are skipped and unfinished runs resume where they stopped."""
+    already ended are skipped and unfinished runs resume where they stopped.
+
+    A BadRecord item is recorded (a ``RecordRejected`` event: the store keeps it with the
+    batch) and skipped, so a batch that meets it again on resume skips it again. Past
+    ``max_bad_records`` of them the batch takes no new item, lets the runs in flight end,
+    and raises TooManyBadRecords."""
     if concurrency < 1:
         raise RelayflowError("concurrency must be at least 1")
     batch_id = batch_id or new_id()
@@ -48,8 +66,12 @@ async def run_batch(
     if waits:
         await ev.settle(waits)
     running: set[asyncio.Task[RunResult]] = set()
+    #: runs started by this batch (``runner.run`` has recorded them as running), by task
+    fresh: dict[asyncio.Task[RunResult], str] = {}
     finished = _Finished()
     count = 0
+    bad = 0
+    stopped: TooManyBadRecords | None = None
     status: Literal["finished", "cancelled", "failed"] = "finished"
     create_task = asyncio.get_running_loop().create_task
 
@@ -62,46 +84,100 @@ async def run_batch(
         if previous is not None:
             task = create_task(runner.resume(previous[0]))
         else:
-            task = create_task(runner.run(record, batch_id=batch_id, item_key=key))
+            run_id = new_id()
+            task = create_task(runner.run(record, run_id=run_id, batch_id=batch_id, item_key=key))
+            fresh[task] = run_id
         task.add_done_callback(finished.add)
         running.add(task)
+
+    def ended(task: asyncio.Task[RunResult]) -> RunResult:
+        running.discard(task)
+        fresh.pop(task, None)
+        return task.result()
+
+    async def reject(key: str, record: BadRecord) -> TooManyBadRecords | None:
+        """Record a bad record; the error to stop with once there are too many."""
+        nonlocal bad
+        bad += 1
+        waits = runner.bus.emit(
+            ev.RecordRejected(
+                batch_id, key, record.location, record.reason, record.excerpt, time.time()
+            )
+        )
+        if waits:
+            await ev.settle(waits)
+        if max_bad_records is None or bad <= max_bad_records:
+            return None
+        return TooManyBadRecords(
+            f"the source of batch {batch_id} has more bad records than the limit of "
+            f"{max_bad_records} (the last: {record.message}): the batch stopped"
+        )
 
     try:
         if items is not None and not isinstance(items, AsyncIterable):
             # a plain iterable is read here, without an async generator step per item
             for index, record in enumerate(items):
+                if isinstance(record, BadRecord):
+                    stopped = await reject(str(index), record)
+                    if stopped is not None:
+                        break
+                    continue
                 key = _item_key(record, index)
                 if known and not wanted(key):
                     continue
                 while len(running) >= concurrency:
                     task = finished.pop() or await finished.next()
-                    running.discard(task)
                     count += 1
-                    yield task.result()
+                    yield ended(task)
                 launch(key, record)
         else:
             async for key, record in _keyed_items(runner, items):
+                if isinstance(record, BadRecord):
+                    stopped = await reject(key, record)
+                    if stopped is not None:
+                        break
+                    continue
                 if not wanted(key):
                     continue
                 while len(running) >= concurrency:
                     task = finished.pop() or await finished.next()
-                    running.discard(task)
                     count += 1
-                    yield task.result()
+                    yield ended(task)
                 launch(key, record)
         while running:
             task = finished.pop() or await finished.next()
-            running.discard(task)
             count += 1
-            yield task.result()
+            yield ended(task)
+        if stopped is not None:
+            status = "failed"
     except BaseException:
         status = "cancelled"
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await _cancel(runner, running, fresh)
         raise
     finally:
         runner.bus.emit(ev.BatchFinished(batch_id, status, count, time.time()))
+    if stopped is not None:
+        raise stopped
+
+
+async def _cancel(
+    runner: Runner, running: set[asyncio.Task[RunResult]], fresh: dict[asyncio.Task[RunResult], str]
+) -> None:
+    """Cancel the runs in flight. A run whose task never got to start (launched in the same
+    turn of the loop as the error or the Ctrl-C) cannot record its own end: it is recorded as
+    cancelled here, so that no run is left ``running``."""
+    unstarted = [fresh[task] for task in running if task in fresh and _unstarted(task)]
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    now = time.time()
+    for run_id in unstarted:
+        runner.bus.emit(ev.RunFinished(run_id, "cancelled", None, "cancelled", now))
+
+
+def _unstarted(task: asyncio.Task[RunResult]) -> bool:
+    coro = task.get_coro()
+    return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
 
 
 class _Finished:
@@ -148,11 +224,9 @@ def source_agent(
     return agent
 
 
-async def source_records(
-    agent: SourceAgent, limit: int | None = None
-) -> AsyncIterator[Mapping[str, Any]]:
-    """At most ``limit`` records of ``agent``, its stream closed as soon as they are read (not
-    when it is garbage-collected)."""
+async def source_records(agent: SourceAgent, limit: int | None = None) -> AsyncIterator[Item]:
+    """At most ``limit`` records of ``agent`` (bad ones count: they hold their place), its
+    stream closed as soon as they are read (not when it is garbage-collected)."""
     if limit is not None and limit <= 0:
         return
     count = 0
@@ -170,8 +244,8 @@ async def source_records(
 
 
 async def _keyed_items(
-    runner: Runner, items: AsyncIterable[Mapping[str, Any]] | None
-) -> AsyncIterator[tuple[str, Mapping[str, Any]]]:
+    runner: Runner, items: AsyncIterable[Item] | None
+) -> AsyncIterator[tuple[str, Item]]:
     """The keyed records of an async iterable, or of the plan's source when ``items`` is None
     (a plain iterable is read by ``run_batch`` itself)."""
     if items is None:
@@ -192,6 +266,6 @@ async def _keyed_items(
         index += 1
 
 
-def _item_key(record: Mapping[str, Any], index: int) -> str:
+def _item_key(record: Item, index: int) -> str:
     key = record.get("id") if type(record) is dict or isinstance(record, Mapping) else None
     return f"{index}:{key}" if key is not None else str(index)

@@ -117,6 +117,18 @@ class BatchStarted(NamedTuple):
     ts: float
 
 
+class RecordRejected(NamedTuple):
+    """A record of a batch's source that could not become a run; it holds ``item_key``'s place,
+    ``location`` is ``file:line`` (or ``file#n``), ``excerpt`` the start of its text."""
+
+    batch_id: str
+    item_key: str
+    location: str
+    reason: str
+    excerpt: str
+    ts: float
+
+
 class BatchFinished(NamedTuple):
     batch_id: str
     status: Literal["finished", "cancelled", "failed"]
@@ -150,6 +162,7 @@ Event = (
     | ReviewDecided
     | BatchStarted
     | BatchFinished
+    | RecordRejected
     | BudgetAlert
 )
 

@@ -34,6 +34,7 @@ from relayflow.spec.models import RetryPolicy
 from relayflow.spec.secrets import workflow_secrets
 
 if TYPE_CHECKING:
+    from relayflow.engine.batch import Item
     from relayflow.store.cache import CachedStep
 
 FinalStatus = Literal["succeeded", "failed", "cancelled", "waiting_review"]
@@ -681,18 +682,25 @@ class Runner:
 
     def run_batch(
         self,
-        items: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]] | None = None,
+        items: Iterable[Item] | AsyncIterable[Item] | None = None,
         *,
         concurrency: int = 8,
         batch_id: str | None = None,
         inputs_name: str | None = None,
+        max_bad_records: int | None = None,
     ) -> AsyncIterator[RunResult]:
         """Run one workflow per item (or per record of the plan's source), at most
-        ``concurrency`` at once, yielding results as runs end (see engine/batch.py)."""
+        ``concurrency`` at once, yielding results as runs end; bad records are recorded and
+        skipped, up to ``max_bad_records`` (see engine/batch.py)."""
         from relayflow.engine.batch import run_batch
 
         return run_batch(
-            self, items, concurrency=concurrency, batch_id=batch_id, inputs_name=inputs_name
+            self,
+            items,
+            concurrency=concurrency,
+            batch_id=batch_id,
+            inputs_name=inputs_name,
+            max_bad_records=max_bad_records,
         )
 
 

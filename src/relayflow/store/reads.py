@@ -6,10 +6,11 @@ import abc
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, exists, func, or_, select
 
 from relayflow.store import schema
 from relayflow.store.records import (
+    BadRecordRecord,
     BatchRecord,
     BudgetAlertRecord,
     ReviewRecord,
@@ -68,6 +69,50 @@ class StoreReads(abc.ABC):
         t = schema.batches
         rows = self._select(select(t).where(t.c.batch_id == batch_id))
         return BatchRecord(**rows[0]._mapping) if rows else None
+
+    def list_batches(
+        self, *, workflow: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[BatchRecord]:
+        """The latest batches, newest first."""
+        t = schema.batches
+        q = select(t).order_by(t.c.created.desc()).limit(limit)
+        if workflow:
+            q = q.where(t.c.workflow == workflow)
+        if status:
+            q = q.where(t.c.status == status)
+        return [BatchRecord(**r._mapping) for r in self._select(q)]
+
+    def batch_counts(self, batch_ids: list[str]) -> dict[str, dict[str, int]]:
+        """Per batch: how many of its runs are in each status, and ``bad``: how many of its
+        records are bad still (not run since, in their place)."""
+        counts: dict[str, dict[str, int]] = {b: {} for b in batch_ids}
+        if not batch_ids:
+            return counts
+        r, b = schema.runs, schema.bad_records
+        q = (
+            select(r.c.batch_id, r.c.status, func.count())
+            .where(r.c.batch_id.in_(batch_ids))
+            .group_by(r.c.batch_id, r.c.status)
+        )
+        for batch_id, status, n in self._select(q):
+            counts[batch_id][status] = n
+        q = (
+            select(b.c.batch_id, func.count())
+            .where(b.c.batch_id.in_(batch_ids), _still_bad())
+            .group_by(b.c.batch_id)
+        )
+        for batch_id, n in self._select(q):
+            counts[batch_id]["bad"] = n
+        return counts
+
+    def bad_records(self, batch_id: str, *, limit: int | None = None) -> list[BadRecordRecord]:
+        """The batch's records that could not become runs, in the order they were met; one
+        that was fixed and has run since (a run holds its place) is not listed."""
+        b = schema.bad_records
+        q = select(b).where(b.c.batch_id == batch_id, _still_bad()).order_by(b.c.created)
+        if limit is not None:
+            q = q.limit(limit)
+        return [BadRecordRecord(**r._mapping) for r in self._select(q)]
 
     def reviews(self, *, status: str | None = "pending", limit: int = 100) -> list[ReviewRecord]:
         t = schema.reviews
@@ -134,6 +179,18 @@ class StoreReads(abc.ABC):
         if since is not None:
             q = q.where(t.c.last >= since)
         return [BudgetAlertRecord(**r._mapping) for r in self._select(q)]
+
+
+def _still_bad() -> Any:
+    """A bad record whose place no run holds: a run's key is the record's position (``3``,
+    ``file#3``), or the position, ``:`` and the record's id (``3:abc``)."""
+    r, b = schema.runs, schema.bad_records
+    prefix = func.substr(r.c.item_key, 1, func.length(b.c.item_key) + 1)
+    taken = and_(
+        r.c.batch_id == b.c.batch_id,
+        or_(r.c.item_key == b.c.item_key, prefix == b.c.item_key + ":"),
+    )
+    return ~exists().where(taken)
 
 
 def _run(r: Any) -> RunRecord:

@@ -77,6 +77,18 @@ class BatchRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class BadRecordRecord:
+    """A record of a batch's source that could not become a run, and why."""
+
+    batch_id: str
+    item_key: str
+    location: str
+    reason: str
+    excerpt: str
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
 class SpendRecord:
     """One step that called a model: what it used and cost, for ``relayflow costs``."""
 

@@ -14,6 +14,9 @@ Urgency = Literal["now", "soon", "none"]
 
 NOTHING: tuple[list[Write], Urgency] = ([], "none")
 
+#: a bad record's reason is kept up to this many characters (an error may quote a huge line)
+MAX_REASON = 1000
+
 
 def writes_for(event: ev.Event, st: Statements) -> tuple[list[Write], Urgency]:
     """The rows ``event`` writes, and how soon they must be durable."""
@@ -51,6 +54,16 @@ def _rare_writes(event: ev.Event, st: Statements) -> tuple[list[Write], Urgency]
         return decision_writes(event, st), "now"
     if isinstance(event, ev.BatchStarted):
         return [(st.batch_upsert, batch_started_row(event))], "now"
+    if isinstance(event, ev.RecordRejected):
+        row = {
+            "batch_id": event.batch_id,
+            "item_key": event.item_key,
+            "location": event.location,
+            "reason": event.reason[:MAX_REASON],
+            "excerpt": event.excerpt,
+            "created": event.ts,
+        }
+        return [(st.bad_record_upsert, row)], "now"
     if isinstance(event, ev.BatchFinished):
         row = {
             "b_batch_id": event.batch_id,

@@ -167,6 +167,15 @@ class Statements:
                 set_={"status": ins.excluded.status, "updated": ins.excluded.updated},
             ),
         )
+        bad = schema.bad_records
+        ins = self._insert(bad)
+        self.bad_record_upsert = self._compile(
+            "bad_record_upsert",
+            ins.on_conflict_do_update(
+                index_elements=[bad.c.batch_id, bad.c.item_key],
+                set_={c: ins.excluded[c] for c in ("location", "reason", "excerpt", "created")},
+            ),
+        )
         self.batch_update = self._compile(
             "batch_update",
             update(schema.batches)
