@@ -406,7 +406,8 @@ class RetrievalAgent(SourceAgent):
         except AgentError:
             raise
         except Exception as exc:
-            if not opened:
+            if not opened or count == 0:
+                # nothing read yet (an HTTP 403 arrives at the first read): the file is unreadable
                 raise _converted(exc, shown) from exc
             reason = (
                 f"cannot read on from record {count + 1}: {type(exc).__name__}: {exc} — the "

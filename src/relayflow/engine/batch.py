@@ -15,6 +15,7 @@ from relayflow.agents.formats import BadRecord
 from relayflow.engine import events as ev
 from relayflow.engine.ids import new_id
 from relayflow.errors import RelayflowError
+from relayflow.scrub import scrub
 
 if TYPE_CHECKING:
     from relayflow.engine.runner import Runner, RunResult
@@ -101,7 +102,13 @@ async def run_batch(
         bad += 1
         waits = runner.bus.emit(
             ev.RecordRejected(
-                batch_id, key, record.location, record.reason, record.excerpt, time.time()
+                batch_id,
+                key,
+                record.location,
+                # a reader's error may quote a credential (an HTTP error naming its token)
+                scrub(record.reason),
+                scrub(record.excerpt),
+                time.time(),
             )
         )
         if waits:
