@@ -170,6 +170,7 @@ def test_errors_of_a_file_on_disk_never_quote_its_values(api: Api, root: Path) -
         ("workflow:\n  - {name: src, type: retrieval, source: /etc/shadow}\n", "src.source"),
         ("workflow:\n  - {name: src, type: retrieval, source: ../../../x.py}\n", "src.source"),
         (PLAIN + "evaluate: {golden: /etc/hostname}\n", "evaluate.golden"),
+        (PLAIN + "allow: [/]\n", "allow[0]"),
         (
             PLAIN + "models:\n  m: {provider: sklearn, model: /etc/hostname}\n",
             "models.m.model",

@@ -237,7 +237,8 @@ class Reference:
 def references(workflow: Workflow) -> Iterator[Reference]:
     """Every local file or folder the workflow (and each of its variants) names: scripts,
     templates, schemas, rulesets, retrieval sources, model files, the golden set, the base
-    it ``extends``. Templated lookup sources are the spec's own ``allow:`` check's."""
+    it ``extends``, the local folders under ``allow:``. Templated lookup sources are confined
+    to those at run time (agents/confine.py)."""
     base = workflow.base_dir
     if workflow.extends is not None:
         yield Reference(("extends",), "extends", workflow.extends)
@@ -264,6 +265,14 @@ def references(workflow: Workflow) -> Iterator[Reference]:
         if spec.provider in ("llama_cpp", "sklearn") and spec.model:
             yield Reference(
                 ("models", alias, "model"), f"models.{alias}.model", resolve_path(base, spec.model)
+            )
+    for index, entry in enumerate(workflow.spec.allow):
+        # a folder it may read from is a file it names: else `allow: ["/"]` widens the roots
+        if _is_local(entry):
+            yield Reference(
+                ("allow", index),
+                f"allow[{index}]",
+                resolve_path(base, entry.removeprefix("file://")),
             )
     if workflow.spec.evaluate is not None and workflow.spec.evaluate.golden:
         golden = workflow.spec.evaluate.golden
