@@ -82,3 +82,22 @@ def openai_rejects_the_key(method: str, path: str, headers: dict[str, str]) -> R
     """OpenAI's own answer to a wrong key: it quotes the key back."""
     message = f"Incorrect API key provided: {bearer(headers)}. You can find your API key at …"
     return Reply(401, {"error": {"message": message, "type": "invalid_request_error"}})
+
+
+#: one inference step on an OpenAI-compatible model whose key comes from RF_TEST_OPENAI_KEY;
+#: fill in ``name`` and ``base_url``
+ECHOED_KEY_WORKFLOW = """
+name: {name}
+models:
+  gpt:
+    provider: openai
+    model: gpt-test
+    base_url: {base_url}
+    api_key_env: RF_TEST_OPENAI_KEY
+    max_retries: 0
+workflow:
+  - name: Ask
+    type: inference
+    model: gpt
+    prompt: "Say hello to {{{{ name }}}}"
+"""

@@ -16,7 +16,14 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from relayflow.cli import app
-from tests.stub_http import Reply, Stub, bearer, openai_rejects_the_key, stub_server
+from tests.stub_http import (
+    ECHOED_KEY_WORKFLOW,
+    Reply,
+    Stub,
+    bearer,
+    openai_rejects_the_key,
+    stub_server,
+)
 
 pytest.importorskip("openai", reason="the openai package (extra: openai) is missing")
 
@@ -334,23 +341,6 @@ def test_a_database_urls_password_is_not_printed(project: Project) -> None:
     assert PG_PASSWORD not in listed.output
 
 
-SERVED = """
-name: served
-models:
-  gpt:
-    provider: openai
-    model: gpt-test
-    base_url: {base_url}
-    api_key_env: RF_TEST_OPENAI_KEY
-    max_retries: 0
-workflow:
-  - name: Ask
-    type: inference
-    model: gpt
-    prompt: "Say hello to {{{{ name }}}}"
-"""
-
-
 def test_a_served_agents_error_answer_and_its_caller_do_not_show_the_key(
     stub: Stub, project: Project, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -362,7 +352,9 @@ def test_a_served_agents_error_answer_and_its_caller_do_not_show_the_key(
 
     monkeypatch.setenv("RF_TEST_OPENAI_KEY", API_KEY)
     stub.respond = openai_rejects_the_key
-    served = project.write("served.yaml", SERVED.format(base_url=f"{stub.url}/v1"))
+    served = project.write(
+        "served.yaml", ECHOED_KEY_WORKFLOW.format(name="served", base_url=f"{stub.url}/v1")
+    )
     caller = project.write(
         "caller.yaml",
         "name: caller\nworkflow:\n  - name: Remote\n"

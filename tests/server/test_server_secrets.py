@@ -11,27 +11,11 @@ import httpx
 import pytest
 
 from tests.server.helpers import client, make_token, serving, sse_events, wait_for
-from tests.stub_http import Stub, openai_rejects_the_key, stub_server
+from tests.stub_http import ECHOED_KEY_WORKFLOW, Stub, openai_rejects_the_key, stub_server
 
 pytest.importorskip("openai", reason="the openai package (extra: openai) is missing")
 
 API_KEY = "sk-test-SECRET123"
-
-WORKFLOW = """
-name: leaky
-models:
-  gpt:
-    provider: openai
-    model: gpt-test
-    base_url: {base_url}
-    api_key_env: RF_TEST_OPENAI_KEY
-    max_retries: 0
-workflow:
-  - name: Ask
-    type: inference
-    model: gpt
-    prompt: "Say hello to {{{{ name }}}}"
-"""
 
 
 @pytest.fixture
@@ -46,7 +30,7 @@ def test_the_server_never_shows_a_key_its_model_endpoint_echoes(
     monkeypatch.setenv("RF_TEST_OPENAI_KEY", API_KEY)  # the server process inherits it
     stub.respond = openai_rejects_the_key
     workflow = tmp_path / "leaky.yaml"
-    workflow.write_text(WORKFLOW.format(base_url=f"{stub.url}/v1"))
+    workflow.write_text(ECHOED_KEY_WORKFLOW.format(name="leaky", base_url=f"{stub.url}/v1"))
     store = str(tmp_path / "runs.db")
     token = make_token(store, "root", "*=admin")
 
