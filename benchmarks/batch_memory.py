@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 import relayflow
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
 
 RESULTS = Path(__file__).parent / "results"
 

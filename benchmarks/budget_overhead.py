@@ -53,9 +53,9 @@ def main() -> None:
 
     from relayflow.govern.budget import Budget, GuardedProvider
     from relayflow.govern.ledger import Ledger, close_ledgers
-    from relayflow.models.base import Price
-    from relayflow.models.sklearn_model import SklearnProvider
-    from relayflow.spec.models import BudgetSpec
+    from relayflow.providers.base import Price
+    from relayflow.providers.sklearn_model import SklearnProvider
+    from relayflow.schema.file import BudgetSpec
 
     spec = BudgetSpec.model_validate(
         {

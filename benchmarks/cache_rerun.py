@@ -107,7 +107,7 @@ def _outputs(con: sqlite3.Connection, batch: str, steps: tuple[str, ...]) -> dic
 def cache_work(calls: int = 1000) -> dict[str, float]:
     """µs per model step for the cache's own work on a SQLite store, a DraftReply-sized entry."""
     from relayflow import load_workflow
-    from relayflow.agents.base import Usage
+    from relayflow.core.result import Usage
     from relayflow.engine.cache import KeyMaker
     from relayflow.store.sql_store import SqlStore
 

@@ -41,13 +41,13 @@ class Instant:
     """A provider that answers at once (the benchmark's boundary fake)."""
 
     def __init__(self, name: str, confidence: float) -> None:
-        from relayflow.models.base import Price
+        from relayflow.providers.base import Price
 
         self.name, self.version, self.price = name, f"{name}-v1", Price(1.0, 2.0, 0.0)
         self.confidence = confidence
 
     async def complete(self, request: Any) -> Any:
-        from relayflow.models.base import Completion
+        from relayflow.providers.base import Completion
 
         return Completion("yes", self.confidence, 12, 1, 0.0, self.version, label="yes")
 
@@ -94,10 +94,10 @@ def one_process(calls: int) -> dict[str, float]:
     """µs per call, direct and through each strategy, measured in this process."""
     import tempfile
 
-    from relayflow.models.base import CompletionRequest
-    from relayflow.models.breaker import CircuitBreaker
-    from relayflow.models.context import request_type
-    from relayflow.models.router import Metrics, Route, RouterProvider
+    from relayflow.providers.base import CompletionRequest
+    from relayflow.providers.breaker import CircuitBreaker
+    from relayflow.providers.context import request_type
+    from relayflow.providers.router import Metrics, Route, RouterProvider
 
     request = CompletionRequest("Is this spam? " * 20, labels=["yes", "no"], max_tokens=4)
     small, big = Instant("small", 0.95), Instant("big", 0.99)

@@ -98,7 +98,7 @@ def events_of(path: Path, data: dict[str, Any]) -> tuple[Any, list[Any]]:
     """Run ``data`` through the workflow at ``path`` with no store; the result and every event
     a consumer saw."""
     from relayflow.engine.runner import Runner
-    from relayflow.models.registry import release_clients
+    from relayflow.providers.registry import release_clients
     from relayflow.spec.loader import load_spec
 
     seen: list[Any] = []

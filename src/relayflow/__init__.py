@@ -48,12 +48,12 @@ _WHERE = {
     "SpecError": "relayflow.errors",
     "StoreError": "relayflow.errors",
     "Agent": "relayflow.agents.base",
-    "Result": "relayflow.agents.base",
-    "Usage": "relayflow.agents.base",
-    "Handoff": "relayflow.engine.handoff",
+    "Result": "relayflow.core.result",
+    "Usage": "relayflow.core.result",
+    "Handoff": "relayflow.core.handoff",
     "RunResult": "relayflow.engine.runner",
     "Runner": "relayflow.engine.runner",
-    "Workflow": "relayflow.spec.loader",
+    "Workflow": "relayflow.schema.workflow",
     "load_workflow": "relayflow.spec.loader:load_spec",
     "register": "relayflow.agents.registry",
     "assign_variant": "relayflow.ab.assign",
@@ -62,9 +62,10 @@ _WHERE = {
 
 if TYPE_CHECKING:
     from relayflow.ab.assign import assign_variant
-    from relayflow.agents.base import Agent, Result, Usage
+    from relayflow.agents.base import Agent
     from relayflow.agents.registry import register
-    from relayflow.engine.handoff import Handoff
+    from relayflow.core.handoff import Handoff
+    from relayflow.core.result import Result, Usage
     from relayflow.engine.runner import Runner, RunResult
     from relayflow.errors import (
         AccessDenied,
@@ -79,7 +80,7 @@ if TYPE_CHECKING:
         SpecError,
         StoreError,
     )
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
     from relayflow.spec.loader import load_spec as load_workflow
     from relayflow.spec.variants import variant_workflow
 

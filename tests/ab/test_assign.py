@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from relayflow.ab.assign import assign, bucket, routing_key
 from relayflow.errors import RelayflowError
-from relayflow.spec.models import EvaluateSpec, VariantSpec
+from relayflow.schema.file import EvaluateSpec, VariantSpec
 
 SETTINGS = settings(max_examples=100, deadline=None)
 KEYS = st.text(min_size=0, max_size=40)

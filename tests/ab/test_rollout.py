@@ -9,8 +9,8 @@ import pytest
 
 from relayflow.ab.rollout import rollout, rollout_shares, set_weights
 from relayflow.errors import RelayflowError, SpecError
+from relayflow.schema.file import VariantSpec
 from relayflow.spec.loader import load_spec
-from relayflow.spec.models import VariantSpec
 from relayflow.spec.variants import weights
 
 WORKFLOW = """\

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from relayflow.models.base import Completion, CompletionRequest, Prediction, Price
+from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price
 
 
 def completion(

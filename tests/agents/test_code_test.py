@@ -11,7 +11,7 @@ import pytest
 
 import relayflow
 from relayflow import sandbox
-from relayflow.agents.base import BuildContext, Result, StepInfo
+from relayflow.agents.base import BuildContext
 from relayflow.agents.code_test import (
     SANDBOX_VERSIONS,
     CodeTestAgent,
@@ -21,8 +21,9 @@ from relayflow.agents.code_test import (
     sandbox_timeout,
     strip_fences,
 )
-from relayflow.engine import events as ev
-from relayflow.engine.handoff import Handoff
+from relayflow.core import events as ev
+from relayflow.core.handoff import Handoff
+from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError, SpecError
 from relayflow.sandbox import bwrap, run_python
 from tests.engine.helpers import write_workflow

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from relayflow.agents.base import BuildContext, Result, StepInfo
+from relayflow.agents.base import BuildContext
 from relayflow.agents.human_review import HumanReviewAgent, check_expression
-from relayflow.engine.handoff import Handoff
+from relayflow.core.handoff import Handoff
+from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
-from relayflow.spec.models import HumanReviewConfig
+from relayflow.schema.file import HumanReviewConfig
 from tests.agents.fakes import FakeProvider
 
 STEP = StepInfo(run_id="r1", step="review", attempt=1)

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from relayflow.agents.base import BuildContext, Result, StepInfo, Usage
+from relayflow.agents.base import BuildContext
 from relayflow.agents.inference import InferenceAgent, content_free
-from relayflow.engine.handoff import Handoff
+from relayflow.core.handoff import Handoff
+from relayflow.core.result import Result, StepInfo, Usage
 from relayflow.errors import AgentError, ProviderTimeout
-from relayflow.models.base import Prediction, Price, Provider
 from relayflow.prompts.templates import prompt_hash
-from relayflow.spec.models import InferenceConfig
+from relayflow.providers.base import Prediction, Price, Provider
+from relayflow.schema.file import InferenceConfig
 from tests.agents.fakes import (
     FakeProvider,
     LabelScorer,
@@ -389,8 +390,8 @@ def test_calibrate_is_rejected_outside_label_mode(tmp_path: Path) -> None:
 def test_a_router_is_keyed_by_the_step_and_reads_its_outcomes_from_the_store(
     tmp_path: Path,
 ) -> None:
-    from relayflow.models.context import request_type
-    from relayflow.models.router import Metrics, Route, RouterProvider
+    from relayflow.providers.context import request_type
+    from relayflow.providers.router import Metrics, Route, RouterProvider
     from relayflow.spec.loader import load_spec
 
     file = tmp_path / "wf.yaml"

@@ -14,7 +14,7 @@ from relayflow.agents import registry
 
 PLUGIN = """
 from relayflow.agents.base import Agent, Result
-from relayflow.spec.models import AgentConfig
+from relayflow.schema.file import AgentConfig
 
 
 class ShoutConfig(AgentConfig):

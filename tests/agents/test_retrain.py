@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 import relayflow
-from relayflow.agents.base import BuildContext, StepInfo
+from relayflow.agents.base import BuildContext
 from relayflow.agents.retrain import RetrainAgent, parse_schedule
-from relayflow.engine.handoff import Handoff
+from relayflow.core.handoff import Handoff
+from relayflow.core.result import StepInfo
 from relayflow.errors import AgentError
 from relayflow.learn.registry import Registry
 from relayflow.learn.storage import load_state
-from relayflow.spec.models import RetrainConfig
+from relayflow.schema.file import RetrainConfig
 from tests.learn import synthetic as syn
 
 pytest.importorskip("sklearn", reason="scikit-learn (extra: sklearn) is missing")

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from relayflow.agents.base import BuildContext, StepInfo
+from relayflow.agents.base import BuildContext
 from relayflow.agents.formats import BadRecord, format_of
 from relayflow.agents.retrieval import RetrievalAgent, item_key
-from relayflow.engine.handoff import Handoff
+from relayflow.core.handoff import Handoff
+from relayflow.core.result import StepInfo
 from relayflow.errors import AgentError
-from relayflow.spec.models import RetrievalConfig
+from relayflow.schema.file import RetrievalConfig
 
 DATA = Path(__file__).resolve().parent.parent / "resources" / "retrieval"
 STEP = StepInfo(run_id="r1", step="lookup", attempt=1)

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from relayflow.agents.base import BuildContext, StepInfo
+from relayflow.agents.base import BuildContext
 from relayflow.agents.retrieval import RetrievalAgent
-from relayflow.engine.handoff import Handoff
+from relayflow.core.handoff import Handoff
+from relayflow.core.result import StepInfo
 from relayflow.errors import AgentError
+from relayflow.schema.file import RetrievalConfig
 from relayflow.spec.loader import load_spec
-from relayflow.spec.models import RetrievalConfig
 
 STEP = StepInfo(run_id="r1", step="Lookup", attempt=1)
 SECRET = '{"secret": "do not read"}\n'

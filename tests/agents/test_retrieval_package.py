@@ -10,7 +10,7 @@ import pytest
 from relayflow.agents.base import BuildContext
 from relayflow.agents.retrieval import RetrievalAgent
 from relayflow.errors import AgentError
-from relayflow.spec.models import RetrievalConfig
+from relayflow.schema.file import RetrievalConfig
 
 
 def _agent(source: str, tmp_path: Path) -> RetrievalAgent:

@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from relayflow.agents.base import BuildContext, Result, StepInfo
+from relayflow.agents.base import BuildContext
 from relayflow.agents.registry import agent_class
 from relayflow.agents.service import ServiceAgent, lookup, retry_after_seconds
-from relayflow.engine.handoff import Handoff
+from relayflow.core.handoff import Handoff
+from relayflow.core.result import Result, StepInfo
 from relayflow.errors import (
     AgentError,
     BudgetExceeded,
@@ -28,8 +29,8 @@ from relayflow.errors import (
     ProviderTimeout,
     RateLimited,
 )
-from relayflow.models.breaker import reset_breakers
-from relayflow.spec.models import ServiceConfig
+from relayflow.providers.breaker import reset_breakers
+from relayflow.schema.file import ServiceConfig
 
 STEP = StepInfo(run_id="r1", step="score", attempt=1)
 URL = "http://api.test/score"
@@ -544,7 +545,7 @@ def test_a_workflow_calls_a_served_local_model(tools: Path, tmp_path: Path) -> N
     pytest.importorskip("uvicorn")
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (pip install 'relayflow[llm]')")
-    from relayflow.models.registry import default_gguf_path
+    from relayflow.providers.registry import default_gguf_path
     from relayflow.server.agent_app import create_agent_app
     from tests.server.uvicorn_thread import serving
 

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from relayflow.agents.base import BuildContext, Result, StepInfo
+from relayflow.agents.base import BuildContext
 from relayflow.agents.transform import TransformAgent
-from relayflow.engine.handoff import Handoff
+from relayflow.core.handoff import Handoff
+from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
-from relayflow.spec.models import TransformConfig
+from relayflow.schema.file import TransformConfig
 
 STEP = StepInfo(run_id="r1", step="preprocess", attempt=1)
 

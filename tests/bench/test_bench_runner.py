@@ -13,8 +13,8 @@ from relayflow.bench.collector import RunMeasure
 from relayflow.bench.reviewer import References, load_golden, measure_accuracy
 from relayflow.bench.runner import BenchOptions, WorkflowBench, bench_workflow
 from relayflow.errors import RelayflowError
+from relayflow.schema.file import EvaluateSpec
 from relayflow.spec.loader import load_spec
-from relayflow.spec.models import EvaluateSpec
 from relayflow.store.sql_store import SqlStore
 
 #: labels high above 5, with a bug at 9; the Review step asks a person about every value > 5

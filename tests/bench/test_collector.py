@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from relayflow.agents.base import Usage
 from relayflow.bench.collector import Collector, RunMeasure, figures, step_summaries
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
+from relayflow.core.result import Usage
 
 NO = Usage()
 

@@ -14,9 +14,9 @@ from relayflow.bench.collector import RunMeasure
 from relayflow.bench.compare import compare, deciding, item_scores, paired, significant
 from relayflow.bench.reviewer import Accuracy, References
 from relayflow.bench.runner import BenchOptions, WorkflowBench, bench_workflow
-from relayflow.bench.stats import Diff
+from relayflow.eval.stats import Diff
+from relayflow.schema.file import EvaluateSpec
 from relayflow.spec.loader import load_spec
-from relayflow.spec.models import EvaluateSpec
 from relayflow.spec.variants import variant_workflow
 from tests.bench.test_bench_runner import numbers
 

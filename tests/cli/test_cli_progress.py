@@ -8,9 +8,9 @@ import statistics
 
 from rich.console import Console
 
-from relayflow.agents.base import Usage
 from relayflow.cli.progress import BatchProgress, RunningMedian, render_summary
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
+from relayflow.core.result import Usage
 
 
 def started(run_id: str, ts: float, key: str | None = None) -> ev.RunStarted:

@@ -79,8 +79,8 @@ def test_an_explicit_store_is_used_for_writing_and_reading(cli: Cli) -> None:
 def test_after_a_kill_runs_list_names_the_batch_to_resume(cli: Cli) -> None:
     import time
 
-    from relayflow.agents.base import Usage
-    from relayflow.engine import events as ev
+    from relayflow.core import events as ev
+    from relayflow.core.result import Usage
 
     # what `kill -9` in the middle of a batch leaves: the batch and a run `running`
     cli.store_path.parent.mkdir(parents=True)

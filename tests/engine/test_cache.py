@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import relayflow
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
 from tests.engine.helpers import Endpoint, write_workflow
 
 

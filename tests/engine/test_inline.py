@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 import relayflow
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
 from tests.engine.helpers import write_workflow
 
 FLAKY = """

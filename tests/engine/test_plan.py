@@ -10,15 +10,16 @@ import pytest
 
 from relayflow.agents.base import BuildContext
 from relayflow.engine.plan import build_plan, reviewers_downstream, topological_levels
-from relayflow.models.base import Provider
-from relayflow.spec.loader import Workflow, load_spec
-from relayflow.spec.models import (
+from relayflow.providers.base import Provider
+from relayflow.schema.file import (
     AgentConfig,
     HumanReviewConfig,
     InferenceConfig,
     QualityCheckConfig,
     TransformConfig,
 )
+from relayflow.schema.workflow import Workflow
+from relayflow.spec.loader import load_spec
 
 
 def _no_provider(alias: str) -> Provider:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import relayflow
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
 from tests.engine.helpers import INCREMENT, write_workflow
 
 

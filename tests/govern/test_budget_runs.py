@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import relayflow
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
 from relayflow.errors import SpecError
 from relayflow.govern.budget import span_of
 from relayflow.govern.ledger import NANOS, Counter, Ledger, close_ledgers

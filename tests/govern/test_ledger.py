@@ -18,8 +18,8 @@ from relayflow.errors import BudgetExceeded
 from relayflow.govern.budget import Budget, period_end, span_of, worst_case_tokens
 from relayflow.govern.ledger import NANOS, Cap, Counter, Hold, Ledger, Over, close_ledgers
 from relayflow.govern.principal import Principal, current_principal
-from relayflow.models.base import CompletionRequest
-from relayflow.spec.models import BudgetSpec
+from relayflow.providers.base import CompletionRequest
+from relayflow.schema.file import BudgetSpec
 from relayflow.store.records import BudgetAlertRecord
 from relayflow.store.sql_store import SqlStore
 from tests.govern.budget_support import Clock
@@ -238,7 +238,7 @@ def test_two_processes_never_spend_more_than_the_budget(tmp_path: Path) -> None:
         from relayflow.errors import BudgetExceeded
         from relayflow.govern.budget import Budget
         from relayflow.govern.ledger import Ledger
-        from relayflow.spec.models import BudgetSpec
+        from relayflow.schema.file import BudgetSpec
 
         spec = BudgetSpec.model_validate(
             {{"limits": [{{"per": "workflow", "period": "total", "currency": 1.0}}]}}

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relayflow.agents.base import BuildContext, StepInfo
+from relayflow.agents.base import BuildContext
 from relayflow.agents.inference import InferenceAgent
-from relayflow.engine.handoff import Handoff
-from relayflow.models.base import Provider
+from relayflow.core.handoff import Handoff
+from relayflow.core.result import StepInfo
 from relayflow.prompts.compress import (
     clean,
     compress,
@@ -21,7 +21,8 @@ from relayflow.prompts.compress import (
     instruction_of,
     split_sentences,
 )
-from relayflow.spec.models import InferenceConfig
+from relayflow.providers.base import Provider
+from relayflow.schema.file import InferenceConfig
 from tests.agents.fakes import FakeProvider, completion
 
 pytest.importorskip("sklearn", reason="scikit-learn (extra: compress) is missing")

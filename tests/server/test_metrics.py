@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from relayflow.agents.base import Usage
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
+from relayflow.core.result import Usage
 from relayflow.observe.metrics import PrometheusMetrics
 
 

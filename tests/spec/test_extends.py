@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from relayflow.errors import Problem, SpecError
+from relayflow.schema.file import ModelSpec
 from relayflow.spec.loader import load_spec
-from relayflow.spec.models import ModelSpec
 from tests.spec.conftest import RESOURCES, Write
 
 

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from relayflow.agents.registry import agent_class, known_types
 from relayflow.cli import app
 from relayflow.errors import SpecError
+from relayflow.schema.file import WorkflowSpec
 from relayflow.spec.loader import load_spec, load_spec_text
-from relayflow.spec.models import WorkflowSpec
 
 LOAD = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CLI = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

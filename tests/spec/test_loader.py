@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from relayflow.agents.registry import known_types
+from relayflow.core.retry import RetryPolicy
 from relayflow.errors import Problem, RelayflowError, SpecError
+from relayflow.schema.file import InferenceConfig, TransformConfig
 from relayflow.spec.loader import load_spec, load_spec_text
-from relayflow.spec.models import InferenceConfig, RetryPolicy, TransformConfig
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "spec"
 Write = Callable[..., Path]  # the `write` fixture

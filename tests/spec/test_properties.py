@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from relayflow.engine.plan import topological_levels
 from relayflow.errors import SpecError
-from relayflow.spec.loader import Workflow, load_spec_text
+from relayflow.schema.workflow import Workflow
+from relayflow.spec.loader import load_spec_text
 
 SETTINGS = settings(max_examples=60, deadline=None)
 NAMES = st.text(alphabet="abxy_", min_size=1, max_size=3)

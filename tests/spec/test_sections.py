@@ -10,8 +10,8 @@ import pytest
 
 from relayflow.agents.registry import agent_class, known_types
 from relayflow.errors import Problem
+from relayflow.schema.file import WorkflowSpec
 from relayflow.spec.loader import load_spec
-from relayflow.spec.models import WorkflowSpec
 
 Write = Callable[..., Path]
 Problems = Callable[[str], list[Problem]]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from relayflow.errors import Problem, SpecError
+from relayflow.schema.file import QualityCheckConfig, TransformConfig, WorkflowSpec
+from relayflow.schema.yaml_lines import parse_yaml
 from relayflow.spec.loader import load_spec
-from relayflow.spec.models import QualityCheckConfig, TransformConfig, WorkflowSpec
 from relayflow.spec.validate import validate_workflow
-from relayflow.spec.yaml_lines import parse_yaml
 
 Write = Callable[..., Path]  # the `write` fixture
 Problems = Callable[[str], list[Problem]]  # the `problems` fixture

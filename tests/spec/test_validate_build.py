@@ -13,9 +13,9 @@ import yaml
 from relayflow.agents.base import BuildContext
 from relayflow.agents.registry import agent_class
 from relayflow.errors import Problem, RelayflowError
-from relayflow.models.registry import build_provider
+from relayflow.providers.registry import build_provider
+from relayflow.schema.file import WorkflowSpec
 from relayflow.spec.loader import load_spec
-from relayflow.spec.models import WorkflowSpec
 
 Write = Callable[..., Path]
 Problems = Callable[[str], list[Problem]]

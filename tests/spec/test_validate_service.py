@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from relayflow.errors import Problem
+from relayflow.schema.file import ServiceConfig
 from relayflow.spec.loader import load_spec
-from relayflow.spec.models import ServiceConfig
 
 Write = Callable[..., Path]
 Problems = Callable[[str], list[Problem]]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from relayflow.errors import Problem, RelayflowError
+from relayflow.schema.file import InferenceConfig, QualityCheckConfig, VariantSpec
 from relayflow.spec.loader import load_spec
-from relayflow.spec.models import InferenceConfig, QualityCheckConfig, VariantSpec
 from relayflow.spec.variants import (
     split_name,
     variant_workflow,

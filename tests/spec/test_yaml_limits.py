@@ -11,8 +11,8 @@ import yaml
 
 from relayflow.ab.rollout import set_weights
 from relayflow.errors import SpecError
+from relayflow.schema.yaml_lines import MAX_ALIASES, MAX_CHARS, MAX_NODES, parse_yaml
 from relayflow.spec.loader import load_spec, load_spec_text
-from relayflow.spec.yaml_lines import MAX_ALIASES, MAX_CHARS, MAX_NODES, parse_yaml
 
 
 def _bomb(indent: str, levels: int = 9) -> str:

@@ -7,8 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from relayflow.agents.base import Usage
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
+from relayflow.core.result import Usage
 from relayflow.store.sql_store import SqlStore
 
 

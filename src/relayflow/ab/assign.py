@@ -18,8 +18,8 @@ from relayflow.errors import RelayflowError
 from relayflow.spec.variants import weights
 
 if TYPE_CHECKING:
-    from relayflow.spec.loader import Workflow
-    from relayflow.spec.models import EvaluateSpec, VariantSpec
+    from relayflow.schema.file import EvaluateSpec, VariantSpec
+    from relayflow.schema.workflow import Workflow
 
 _SCALE = float(1 << 64)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from relayflow.bench.stats import bootstrap_ci, median, percentile
+from relayflow.eval.stats import bootstrap_ci, median, percentile
 from relayflow.spec.variants import SEPARATOR
 
 if TYPE_CHECKING:
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
     from relayflow.store.sql_store import SqlStore
 
 
@@ -78,7 +78,7 @@ def _figures(store: SqlStore, workflow: Workflow, variant: str, limit: int) -> L
                 preds.append(output.get(evaluate.prediction))
                 refs.append(reference)
         if preds:
-            from relayflow.bench.scoring import score
+            from relayflow.eval.scoring import score
 
             result = score(evaluate.metric, preds, refs, k=evaluate.k)
             value, scored = result.value, result.n

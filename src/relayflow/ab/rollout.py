@@ -17,9 +17,9 @@ from pathlib import Path
 import yaml
 
 from relayflow.errors import RelayflowError
-from relayflow.spec.models import VariantSpec
+from relayflow.schema.file import VariantSpec
+from relayflow.schema.yaml_lines import compose_yaml
 from relayflow.spec.variants import weights
-from relayflow.spec.yaml_lines import compose_yaml
 
 
 @dataclass(frozen=True, slots=True)

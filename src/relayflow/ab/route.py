@@ -24,10 +24,10 @@ from relayflow.ab.assign import assign, routing_key
 from relayflow.spec.variants import SEPARATOR, variant_workflow, weights
 
 if TYPE_CHECKING:
+    from relayflow.core.events import Consumer
     from relayflow.engine.batch import Item
-    from relayflow.engine.events import Consumer
     from relayflow.engine.runner import Runner, RunResult
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
 
 Items = Iterable["Item"] | AsyncIterable["Item"]
 _END = object()

@@ -6,71 +6,16 @@ import abc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from relayflow.core.result import Result, StepInfo
 
 if TYPE_CHECKING:
     from relayflow.agents.formats import BadRecord
-    from relayflow.engine.handoff import Handoff
-    from relayflow.models.base import Provider
-    from relayflow.spec.loader import Workflow
-    from relayflow.spec.models import AgentConfig
-
-Verdict = Literal["ok", "escalate", "retry", "fail"]
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """What a step consumed: model tokens and calls, the time spent inside models, and its cost."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    model_calls: int = 0
-    model_seconds: float = 0.0
-    cost: float = 0.0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.model_calls + other.model_calls,
-            self.model_seconds + other.model_seconds,
-            self.cost + other.cost,
-        )
-
-
-NO_USAGE = Usage()
-
-
-NO_VERSIONS: Mapping[str, str] = MappingProxyType({})
-
-
-class Result(NamedTuple):
-    """What a step returns. ``data`` replaces the handoff's payload for the steps downstream.
-
-    ``verdict`` is how the step judged itself: ``escalate`` parks the run for a human reviewer
-    (with ``reason``), ``retry`` asks the runner to try the step again, ``fail`` ends the run.
-    ``versions`` are the per-call versions (rendered prompt hash, model version) added to the
-    agent's static versions in the step's event. (A named tuple: one is built per step.)
-    """
-
-    data: Mapping[str, Any]
-    confidence: float | None = None
-    usage: Usage = NO_USAGE
-    verdict: Verdict = "ok"
-    reason: str = ""
-    versions: Mapping[str, str] = NO_VERSIONS
-    #: reasons for a human to look, carried downstream to a ``human_review`` step
-    flags: tuple[str, ...] = ()
-
-
-class StepInfo(NamedTuple):
-    """The frozen view of the step being executed that an agent may read."""
-
-    run_id: str
-    step: str
-    attempt: int
-
+    from relayflow.core.handoff import Handoff
+    from relayflow.providers.base import Provider
+    from relayflow.schema.file import AgentConfig
+    from relayflow.schema.workflow import Workflow
 
 #: an agent's synchronous step (see ``Agent.run_inline``): the output data alone (a plain dict,
 #: for an ok result with nothing else to say), a Result, or an awaitable of either

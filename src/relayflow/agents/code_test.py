@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from relayflow.agents.base import Agent, BuildContext, Result, StepInfo
+from relayflow.agents.base import Agent, BuildContext
+from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
-from relayflow.spec.models import AgentConfig
+from relayflow.schema.file import AgentConfig
 
 if TYPE_CHECKING:
-    from relayflow.engine.handoff import Handoff
+    from relayflow.core.handoff import Handoff
     from relayflow.sandbox import Isolation
 
 #: the version of each sandbox backend, in the step's versions (lineage and cache key): what

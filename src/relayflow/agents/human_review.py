@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from relayflow.agents.base import Agent, BuildContext, Result, StepInfo
+from relayflow.agents.base import Agent, BuildContext
 from relayflow.agents.expressions import Expression
 from relayflow.agents.expressions import check_expression as _check_expression
 from relayflow.agents.quality_check import confidence_reason
-from relayflow.spec.models import AgentConfig, HumanReviewConfig
+from relayflow.core.result import Result, StepInfo
+from relayflow.schema.file import AgentConfig, HumanReviewConfig
 
 if TYPE_CHECKING:
-    from relayflow.engine.handoff import Handoff
+    from relayflow.core.handoff import Handoff
 
 #: below this confidence an item goes to a person when the step sets no ``when``
 DEFAULT_MIN_CONFIDENCE = 0.85

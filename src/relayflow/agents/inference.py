@@ -20,17 +20,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
 
-from relayflow.agents.base import Agent, BuildContext, Result, StepInfo, Usage
+from relayflow.agents.base import Agent, BuildContext
 from relayflow.agents.quality_check import read_schema, schema_validator
+from relayflow.core.result import Result, StepInfo, Usage
 from relayflow.errors import AgentError
-from relayflow.models.base import Completion, CompletionRequest, Provider
-from relayflow.models.context import request_type
 from relayflow.prompts.step import StepCompressor, step_template
 from relayflow.prompts.templates import PromptTemplate, prompt_hash, render
-from relayflow.spec.models import AgentConfig, InferenceConfig
+from relayflow.providers.base import Completion, CompletionRequest, Provider
+from relayflow.providers.context import request_type
+from relayflow.schema.file import AgentConfig, InferenceConfig
 
 if TYPE_CHECKING:
-    from relayflow.engine.handoff import Handoff
+    from relayflow.core.handoff import Handoff
     from relayflow.govern.budget import Guard
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(.*?)\n?```$", re.DOTALL)

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import jsonschema
 from jsonschema.protocols import Validator
 
-from relayflow.agents.base import Agent, BuildContext, Result, StepInfo
+from relayflow.agents.base import Agent, BuildContext
+from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
-from relayflow.spec.models import AgentConfig, QualityCheckConfig
+from relayflow.schema.file import AgentConfig, QualityCheckConfig
 
 if TYPE_CHECKING:
-    from relayflow.engine.handoff import Handoff
+    from relayflow.core.handoff import Handoff
 
 
 def confidence_reason(confidence: float, threshold: float) -> str:

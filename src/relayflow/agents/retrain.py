@@ -12,19 +12,20 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from relayflow.agents.base import Agent, BuildContext, Result, StepInfo
+from relayflow.agents.base import Agent, BuildContext
+from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError, RelayflowError
+from relayflow.schema.file import AgentConfig, RetrainConfig
 from relayflow.scrub import get_logger
-from relayflow.spec.models import AgentConfig, RetrainConfig
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from relayflow.engine.handoff import Handoff
+    from relayflow.core.handoff import Handoff
     from relayflow.learn.data import Fields
     from relayflow.learn.drift import DriftMonitor
     from relayflow.learn.retrain import RetrainOutcome, RetrainRequest
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
 
 log = get_logger("relayflow.retrain")
 

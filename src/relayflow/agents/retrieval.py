@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from relayflow.agents.base import BuildContext, Result, SourceAgent, StepInfo
+from relayflow.agents.base import BuildContext, SourceAgent
 from relayflow.agents.confine import (
     Roots,
     file_inside,
@@ -34,11 +34,12 @@ from relayflow.agents.formats import (
     format_of,
     load_json,
 )
+from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
-from relayflow.spec.models import AgentConfig, RetrievalConfig
+from relayflow.schema.file import AgentConfig, RetrievalConfig
 
 if TYPE_CHECKING:
-    from relayflow.engine.handoff import Handoff
+    from relayflow.core.handoff import Handoff
 
 T = TypeVar("T")
 

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from relayflow.agents.base import Agent, BuildContext, Result, StepInfo, Usage
+from relayflow.agents.base import Agent, BuildContext
+from relayflow.core.result import Result, StepInfo, Usage
+from relayflow.core.retry import RetryPolicy
 from relayflow.errors import (
     AccessDenied,
     AgentError,
@@ -21,8 +23,8 @@ from relayflow.errors import (
     RateLimited,
     RelayflowError,
 )
+from relayflow.schema.file import AgentConfig, ServiceConfig
 from relayflow.scrub import SecretScrubber, remember
-from relayflow.spec.models import AgentConfig, RetryPolicy, ServiceConfig
 from relayflow.spec.secrets import service_secrets
 from relayflow.spec.validate_service import env_identifiers, is_template
 
@@ -30,8 +32,8 @@ if TYPE_CHECKING:
     import httpx
     import jinja2
 
-    from relayflow.engine.handoff import Handoff
-    from relayflow.models.breaker import CircuitBreaker
+    from relayflow.core.handoff import Handoff
+    from relayflow.providers.breaker import CircuitBreaker
 
 _EXCERPT = 200
 #: HTTP statuses worth another attempt: the server is busy or broke, the request was fine
@@ -166,7 +168,7 @@ class ServiceAgent(Agent):
         self._url = self._compile(cfg.url, "url") if is_template(cfg.url) else None
         self._body = self._compile(cfg.body, "body") if cfg.body is not None else None
         if cfg.breaker.enabled:
-            from relayflow.models.breaker import breaker_for
+            from relayflow.providers.breaker import breaker_for
 
             self._breaker = breaker_for(
                 f"service:{cfg.url}",
@@ -396,7 +398,7 @@ class ServiceAgent(Agent):
 
     async def _send(self, method: str, url: str, body: Any) -> httpx.Response:
         """One call with its retries; raises the last attempt's error when none succeeds."""
-        from relayflow.engine.runner import backoff_delay
+        from relayflow.core.retry import backoff_delay
 
         attempt = 0
         while True:

@@ -14,12 +14,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from relayflow.agents.base import Agent, BuildContext, InlineRun, Result, StepInfo
+from relayflow.agents.base import Agent, BuildContext, InlineRun
+from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
-from relayflow.spec.models import AgentConfig, TransformConfig
+from relayflow.schema.file import AgentConfig, TransformConfig
 
 if TYPE_CHECKING:
-    from relayflow.engine.handoff import Handoff
+    from relayflow.core.handoff import Handoff
 
 _module_numbers = itertools.count(1)
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from relayflow.agents.base import Usage
+from relayflow.core.result import Usage
 
 #: the path of one step on a served agent, relative to its base URL
 RUN_PATH = "/v1/run"

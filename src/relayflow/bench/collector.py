@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from relayflow.bench.stats import median, percentile
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
+from relayflow.eval.stats import median, percentile
 
 
 @dataclass(frozen=True, slots=True)

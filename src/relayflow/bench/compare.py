@@ -8,13 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from relayflow.bench.stats import Diff, paired_bootstrap_diff
+from relayflow.eval.stats import Diff, paired_bootstrap_diff
 
 if TYPE_CHECKING:
     from relayflow.bench.collector import RunMeasure
     from relayflow.bench.reviewer import References
     from relayflow.bench.runner import WorkflowBench
-    from relayflow.spec.models import EvaluateSpec
+    from relayflow.schema.file import EvaluateSpec
 
 #: accuracies closer than this are a tie, which the lower CPW breaks
 TIE = 1e-9
@@ -59,8 +59,8 @@ def item_scores(
 ) -> dict[str, float]:
     """Each item's score by the ``evaluate`` metric (per-item form: correctness for accuracy
     and F1, ROUGE-L, sentence BLEU, pass@k per problem), averaged over its completed runs."""
-    from relayflow.bench.scoring import score
     from relayflow.errors import RelayflowError
+    from relayflow.eval.scoring import score
 
     if evaluate is None:
         return {}

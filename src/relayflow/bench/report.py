@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from relayflow.bench.compare import Experiment
     from relayflow.bench.reviewer import Accuracy
     from relayflow.bench.runner import WorkflowBench
-    from relayflow.bench.stats import Diff
+    from relayflow.eval.stats import Diff
 
 
 @dataclass(frozen=True, slots=True)

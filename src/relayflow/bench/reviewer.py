@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
 from relayflow.errors import RelayflowError
 
 if TYPE_CHECKING:
     from relayflow.bench.collector import RunMeasure
     from relayflow.engine.runner import Runner, RunResult
-    from relayflow.spec.models import EvaluateSpec
+    from relayflow.schema.file import EvaluateSpec
 
 #: the name the reviewer's decisions carry in the store and the audit trail
 REVIEWER_NAME = "golden-reviewer"
@@ -193,8 +193,8 @@ def measure_accuracy(
 ) -> Accuracy:
     """``evaluate.metric`` of the completed runs' ``prediction`` fields against their references.
     pass@k groups the runs of one item (one per pass) as that problem's samples."""
-    from relayflow.bench.scoring import score
-    from relayflow.bench.stats import bootstrap_ci
+    from relayflow.eval.scoring import score
+    from relayflow.eval.stats import bootstrap_ci
 
     if evaluate is None:
         return Accuracy(
@@ -255,7 +255,7 @@ def _rescored_ci(
     """The 95 % percentile bootstrap interval of a corpus metric: resample items, score again."""
     import numpy as np
 
-    from relayflow.bench.scoring import score
+    from relayflow.eval.scoring import score
 
     rng = np.random.default_rng(seed)
     n = len(preds)

@@ -27,10 +27,10 @@ from relayflow.bench.reviewer import (
 from relayflow.errors import RelayflowError
 
 if TYPE_CHECKING:
+    from relayflow.core.events import Consumer
     from relayflow.engine.batch import Item
-    from relayflow.engine.events import Consumer
     from relayflow.engine.runner import Runner, RunResult
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
 
 #: the items of one pass, at most ``limit`` of them, the same ones on every call
 Items = Callable[[int], Iterable["Item"] | AsyncIterable["Item"]]
@@ -109,7 +109,7 @@ async def bench_workflow(
     """Benchmark ``workflow`` on ``items`` (default: its source agent's first records).
 
     ``store`` must be a store (URL, path or object): review decisions resume runs from it."""
-    from relayflow.engine.ids import new_id
+    from relayflow.core.ids import new_id
     from relayflow.engine.runner import Runner
 
     if store is None:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from relayflow.cli.progress import Summary
     from relayflow.engine.batch import Item
     from relayflow.engine.runner import Runner, RunResult
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
 
 #: what a batch record's ``inputs`` says when its one item came from ``--input``
 INLINE_INPUT = "--input"
@@ -60,7 +60,7 @@ class Outcome:
 
 
 def new_batch_id() -> str:
-    from relayflow.engine.ids import new_id
+    from relayflow.core.ids import new_id
 
     return new_id()
 

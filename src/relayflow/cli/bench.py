@@ -12,14 +12,14 @@ import typer
 from relayflow.cli.common import run_async
 from relayflow.cli.output import console, error_line, flat, note, plural, seconds
 from relayflow.cli.progress import LiveBar
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from relayflow.bench.compare import Experiment
     from relayflow.bench.runner import BenchOptions, Items, WorkflowBench
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
 
 DEFAULT_OUT = Path(".relayflow") / "bench"
 #: the store the bench writes when no --store is given: made afresh in the out folder each time

@@ -18,7 +18,7 @@ import typer
 from relayflow.cli.output import Terminated, UserError
 
 if TYPE_CHECKING:
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
     from relayflow.store.records import RunRecord
     from relayflow.store.sql_store import SqlStore
 
@@ -151,7 +151,7 @@ def run_async(main: Coroutine[Any, Any, T], stop: Stop | None = None) -> T:
     stop = stop if stop is not None else Stop()
 
     async def with_release() -> T:
-        from relayflow.models.registry import release_clients
+        from relayflow.providers.registry import release_clients
 
         remove = _cancel_on_sigterm(stop)
         try:

@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
 from relayflow.cli.output import plural, seconds
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
 
 if TYPE_CHECKING:
     from rich.console import Console

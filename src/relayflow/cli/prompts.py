@@ -14,7 +14,7 @@ from relayflow.cli.output import UserError, console, local_time, note, print_jso
 
 if TYPE_CHECKING:
     from relayflow.learn.registry import ModelVersion, Registry
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
 
 app = typer.Typer(
     help="Prompt versions by content hash: list them, show or diff their text, label one.",
@@ -43,7 +43,7 @@ def register_workflow(registry: Registry, workflow: Workflow) -> list[str]:
     the names, in file order."""
     from relayflow.prompts.registry import register_prompt
     from relayflow.prompts.templates import PromptTemplate, load_template, split_pin
-    from relayflow.spec.models import InferenceConfig
+    from relayflow.schema.file import InferenceConfig
 
     names = []
     for step in workflow.agents:

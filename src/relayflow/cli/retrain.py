@@ -14,8 +14,8 @@ from relayflow.cli.output import console, note, print_json
 
 if TYPE_CHECKING:
     from relayflow.learn.retrain import RetrainOutcome, RetrainRequest
-    from relayflow.spec.loader import Workflow
-    from relayflow.spec.models import RetrainConfig
+    from relayflow.schema.file import RetrainConfig
+    from relayflow.schema.workflow import Workflow
 
 
 def retrain(
@@ -66,7 +66,7 @@ def retrain(
 
 
 def _retrain_step(workflow: Workflow) -> RetrainConfig | None:
-    from relayflow.spec.models import RetrainConfig
+    from relayflow.schema.file import RetrainConfig
 
     steps = [a for a in workflow.agents if isinstance(a, RetrainConfig)]
     return steps[0] if len(steps) == 1 else None
@@ -74,7 +74,7 @@ def _retrain_step(workflow: Workflow) -> RetrainConfig | None:
 
 async def _run(request: RetrainRequest) -> RetrainOutcome:
     from relayflow.learn.retrain import run_retrain
-    from relayflow.models.registry import close_all
+    from relayflow.providers.registry import close_all
 
     try:
         return await run_retrain(request)

@@ -35,7 +35,7 @@ from relayflow.cli.output import (
 
 if TYPE_CHECKING:
     from relayflow.engine.runner import RunResult
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
     from relayflow.store.records import ReviewRecord
     from relayflow.store.sql_store import SqlStore
 

@@ -31,7 +31,7 @@ from relayflow.cli.output import (
 if TYPE_CHECKING:
     from relayflow.cli.batch import BatchJob, Outcome
     from relayflow.engine.runner import RunResult
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
 
 LimitOption = Annotated[
     int | None,

@@ -12,8 +12,8 @@ from relayflow.cli.common import load_workflow, open_store
 from relayflow.cli.output import UserError, console, dumps, note, seconds, short
 
 if TYPE_CHECKING:
-    from relayflow.spec.loader import Workflow
-    from relayflow.spec.models import VariantSpec
+    from relayflow.schema.file import VariantSpec
+    from relayflow.schema.workflow import Workflow
 
 app = typer.Typer(
     help="A/B variants of a workflow: list them, see which variant a key gets, roll out a winner.",

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from relayflow.agents.base import SourceAgent
 from relayflow.agents.formats import BadRecord
-from relayflow.engine import events as ev
-from relayflow.engine.ids import new_id
+from relayflow.core import events as ev
+from relayflow.core.ids import new_id
 from relayflow.errors import RelayflowError
 from relayflow.scrub import scrub
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relayflow.spec.models import AgentConfig, CacheSetting, CacheSpec, InferenceConfig
+from relayflow.schema.file import AgentConfig, CacheSetting, CacheSpec, InferenceConfig
 
 #: agent types whose results a workflow-wide ``cache:`` may reuse (retrieval, checks, reviews
 #: and retraining read live state or are cheap, so they run every time unless they opt in)

@@ -8,8 +8,9 @@ from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from relayflow.agents.base import InlineRun, Result, StepInfo
-from relayflow.engine.handoff import Handoff
+from relayflow.agents.base import InlineRun
+from relayflow.core.handoff import Handoff
+from relayflow.core.result import Result, StepInfo
 from relayflow.engine.plan import Node
 
 

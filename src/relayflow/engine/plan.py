@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relayflow.agents.base import Agent, BuildContext, SourceAgent
-from relayflow.spec.loader import Workflow
-from relayflow.spec.models import AgentConfig, RetrievalConfig
+from relayflow.schema.file import AgentConfig, RetrievalConfig
+from relayflow.schema.workflow import Workflow
 
 
 @dataclass(frozen=True, slots=True)

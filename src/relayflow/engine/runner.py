@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
 import time
 from collections.abc import (
     AsyncIterable,
@@ -20,17 +19,18 @@ from collections.abc import (
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from relayflow.agents.base import NO_USAGE, BuildContext, InlineRun, Result, StepInfo
-from relayflow.engine import events as ev
+from relayflow.agents.base import BuildContext, InlineRun
+from relayflow.core import events as ev
+from relayflow.core.handoff import Handoff, LineageEntry, merge_handoffs
+from relayflow.core.ids import new_id
+from relayflow.core.result import NO_USAGE, Result, StepInfo
+from relayflow.core.retry import backoff_delay
 from relayflow.engine.cache import CachePolicy, KeyMaker, cache_policy
 from relayflow.engine.executor import Executor, LocalExecutor
-from relayflow.engine.handoff import Handoff, LineageEntry, merge_handoffs
-from relayflow.engine.ids import new_id
 from relayflow.engine.plan import Node, Plan, build_plan, reviewers_downstream
 from relayflow.errors import AccessDenied, BudgetExceeded, RelayflowError, StoreError
+from relayflow.schema.workflow import Workflow
 from relayflow.scrub import SecretScrubber, remember, url_secrets
-from relayflow.spec.loader import Workflow
-from relayflow.spec.models import RetryPolicy
 from relayflow.spec.secrets import workflow_secrets
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class Runner:
         return lambda: f"{alias}={self._provider(alias).version}"
 
     def _provider(self, alias: str) -> Any:
-        from relayflow.models.registry import build_provider
+        from relayflow.providers.registry import build_provider
 
         return build_provider(alias, self.workflow.spec.models.get(alias), self.workflow.base_dir)
 
@@ -702,9 +702,3 @@ class Runner:
             inputs_name=inputs_name,
             max_bad_records=max_bad_records,
         )
-
-
-def backoff_delay(policy: RetryPolicy, attempt: int) -> float:
-    """Exponential backoff with full jitter (AWS architecture blog's recommendation)."""
-    delay = min(policy.max_backoff, policy.backoff * (2 ** (attempt - 1)))
-    return random.uniform(0, delay) if policy.jitter else delay

@@ -22,14 +22,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from relayflow.engine.events import BudgetAlert
+from relayflow.core.events import BudgetAlert
 from relayflow.errors import BudgetExceeded, ProviderTimeout
 from relayflow.govern.ledger import NANOS, Cap, Counter, Hold, Ledger, Over, Totals, to_nanos
 from relayflow.govern.principal import current_principal
 from relayflow.govern.ratelimit import RateLimiter, estimate_tokens, rate_limiter
-from relayflow.models.base import Completion, CompletionRequest, Prediction, Price, Provider
+from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price, Provider
+from relayflow.schema.file import BudgetLimit, BudgetSpec, ModelSpec
 from relayflow.scrub import get_logger
-from relayflow.spec.models import BudgetLimit, BudgetSpec, ModelSpec
 
 if TYPE_CHECKING:
     from relayflow.agents.base import BuildContext

@@ -14,7 +14,7 @@ from collections.abc import Hashable
 
 from aiolimiter import AsyncLimiter
 
-from relayflow.spec.models import RateLimitSpec
+from relayflow.schema.file import RateLimitSpec
 
 _MINUTE = 60.0
 

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from relayflow.bench.scoring import accuracy
 from relayflow.errors import RelayflowError
+from relayflow.eval.scoring import accuracy
 from relayflow.learn.storage import read
 from relayflow.store import schema
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from relayflow.bench.scoring import accuracy, score
 from relayflow.errors import RelayflowError
+from relayflow.eval.scoring import accuracy, score
 
 DetectorKind = Literal["adwin", "page_hinkley"]
 DETECTORS: tuple[DetectorKind, ...] = ("adwin", "page_hinkley")

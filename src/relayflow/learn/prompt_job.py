@@ -10,10 +10,11 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from relayflow.agents.base import BuildContext, StepInfo
-from relayflow.bench.scoring import score
-from relayflow.engine.handoff import Handoff
+from relayflow.agents.base import BuildContext
+from relayflow.core.handoff import Handoff
+from relayflow.core.result import StepInfo
 from relayflow.errors import AgentError, RelayflowError
+from relayflow.eval.scoring import score
 from relayflow.learn.card import GoldenScores, model_card
 from relayflow.learn.data import Fields, LabelledRow, labelled_rows, wait_for_runs
 from relayflow.learn.golden import split
@@ -28,8 +29,8 @@ from relayflow.learn.retrain import (
     golden_file,
     golden_metric,
 )
-from relayflow.models.base import Provider
-from relayflow.spec.loader import Workflow
+from relayflow.providers.base import Provider
+from relayflow.schema.workflow import Workflow
 
 #: at most this many corrected examples go into the few-shot block (the newest)
 MAX_EXAMPLES = 5

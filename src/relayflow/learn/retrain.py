@@ -13,9 +13,9 @@ from relayflow.errors import RelayflowError
 from relayflow.learn.card import GoldenScores
 from relayflow.learn.data import Fields
 from relayflow.learn.registry import Kind, Registry
-from relayflow.models.base import Provider
-from relayflow.spec.loader import Workflow
-from relayflow.spec.models import InferenceConfig
+from relayflow.providers.base import Provider
+from relayflow.schema.file import InferenceConfig
+from relayflow.schema.workflow import Workflow
 
 Decision = Literal["promoted", "rejected", "unchanged"]
 
@@ -217,7 +217,7 @@ async def run_retrain(
 
 
 def _provider(workflow: Workflow) -> Callable[[str], Provider]:
-    from relayflow.models.registry import build_provider
+    from relayflow.providers.registry import build_provider
 
     def get(alias: str) -> Provider:
         return build_provider(alias, workflow.spec.models.get(alias), workflow.base_dir)

@@ -7,8 +7,8 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from relayflow.bench.scoring import score
 from relayflow.errors import RelayflowError
+from relayflow.eval.scoring import score
 from relayflow.learn.card import GoldenScores, model_card
 from relayflow.learn.data import LabelledRow, labelled_rows, wait_for_runs
 from relayflow.learn.golden import split

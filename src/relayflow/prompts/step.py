@@ -21,9 +21,9 @@ from relayflow.prompts.templates import (
 
 if TYPE_CHECKING:
     from relayflow.agents.base import BuildContext
-    from relayflow.models.base import Provider
     from relayflow.prompts.compress import TokenCounter
-    from relayflow.spec.models import CompressSpec, InferenceConfig
+    from relayflow.providers.base import Provider
+    from relayflow.schema.file import CompressSpec, InferenceConfig
 
 STORE_ENV = "RELAYFLOW_STORE"
 

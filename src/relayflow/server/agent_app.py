@@ -15,7 +15,7 @@ from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from relayflow.agents.base import Agent, BuildContext, StepInfo
+from relayflow.agents.base import Agent, BuildContext
 from relayflow.agents.wire import (
     INFO_PATH,
     RUN_PATH,
@@ -25,7 +25,8 @@ from relayflow.agents.wire import (
     RunResponse,
     UsageModel,
 )
-from relayflow.engine.handoff import Handoff
+from relayflow.core.handoff import Handoff
+from relayflow.core.result import StepInfo
 from relayflow.errors import (
     AccessDenied,
     AgentError,
@@ -38,8 +39,9 @@ from relayflow.errors import (
     RelayflowError,
     SpecError,
 )
+from relayflow.schema.workflow import Workflow
 from relayflow.scrub import get_logger, scrub
-from relayflow.spec.loader import Workflow, load_spec
+from relayflow.spec.loader import load_spec
 
 logger = get_logger("relayflow.server.agent")
 
@@ -102,7 +104,7 @@ class AgentService:
         return self.config.name
 
     def _provider(self, alias: str) -> Any:
-        from relayflow.models.registry import build_provider
+        from relayflow.providers.registry import build_provider
 
         spec = self.workflow.spec
         return build_provider(alias, spec.models.get(alias), self.workflow.base_dir)
@@ -122,7 +124,7 @@ class AgentService:
 
     async def run(self, request: RunRequest) -> RunResponse:
         """Run the agent on one handoff, within the step's ``timeout`` when it has one."""
-        from relayflow.engine.ids import new_id
+        from relayflow.core.ids import new_id
 
         run_id = request.run_id or new_id()
         handoff = Handoff(request.data, (), run_id, request.confidence, tuple(request.flags))

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from relayflow import __version__
 from relayflow.server import errors, feedback, figures, pages, reviews, runs, sse, workflows
 from relayflow.server.confine import roots_of
-from relayflow.server.service import MetricsAccess, Service
+from relayflow.server.operations import MetricsAccess, Operations
 
 #: the default request body limit: 1 MiB
 MAX_BODY = 1 << 20
@@ -45,7 +45,7 @@ def create_app(
     (none: registration by path is off); ``metrics`` says who reads ``/metrics``."""
     from relayflow.store.sql_store import store_url
 
-    service = Service(
+    operations = Operations(
         store_url(store),
         workers=workers,
         workflows_dir=workflows_dir,
@@ -56,11 +56,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await service.start()
+        await operations.start()
         try:
             yield
         finally:
-            await service.close()
+            await operations.close()
 
     app = FastAPI(
         title="relayflow",
@@ -70,7 +70,7 @@ def create_app(
         lifespan=lifespan,
         default_response_class=errors.SafeJSON,
     )
-    app.state.service = service
+    app.state.operations = operations
     errors.install(app)
     for module in (workflows, runs, sse, reviews, feedback):
         app.include_router(module.router)

@@ -26,8 +26,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from relayflow.errors import Problem, SpecError, StoreError
+from relayflow.schema.workflow import Workflow
 from relayflow.server import confine
-from relayflow.spec.loader import Workflow, load_spec_text
+from relayflow.spec.loader import load_spec_text
 from relayflow.store import schema
 
 Source = Literal["yaml", "bundle", "path"]

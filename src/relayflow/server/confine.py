@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relayflow.errors import Problem, SpecError
-from relayflow.spec.loader import Workflow
-from relayflow.spec.models import RetrievalConfig
+from relayflow.schema.file import RetrievalConfig
+from relayflow.schema.workflow import Workflow
 from relayflow.spec.validate_files import (  # the enumeration `validate` checks, kept as one
     _file_fields,
     _is_local,

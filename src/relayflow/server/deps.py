@@ -1,5 +1,5 @@
 """What every route shares: the caller's token (a Bearer header or the ``relayflow_token``
-cookie), the service, and the error responses each route declares in the OpenAPI schema."""
+cookie), the operations, and the error responses each route declares in the OpenAPI schema."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from relayflow.govern.access import Token
-from relayflow.server.models import ErrorBody
-from relayflow.server.service import Service
+from relayflow.server.operations import Operations
+from relayflow.server.schemas import ErrorBody
 
 COOKIE = "relayflow_token"
 
@@ -18,8 +18,8 @@ _bearer = HTTPBearer(auto_error=False, description="An API token: `relayflow tok
 _cookie = APIKeyCookie(name=COOKIE, auto_error=False, description="The review pages' login.")
 
 
-def service(request: Request) -> Service:
-    svc: Service = request.app.state.service
+def operations(request: Request) -> Operations:
+    svc: Operations = request.app.state.operations
     return svc
 
 
@@ -30,7 +30,7 @@ def caller(
 ) -> Token:
     """The token of the request; 401 without a valid one."""
     secret = bearer.credentials if bearer is not None else cookie
-    return service(request).authenticate(secret)
+    return operations(request).authenticate(secret)
 
 
 def caller_secret(request: Request) -> str | None:
@@ -41,7 +41,7 @@ def caller_secret(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
-Svc = Annotated[Service, Depends(service)]
+Svc = Annotated[Operations, Depends(operations)]
 Caller = Annotated[Token, Depends(caller)]
 
 

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relayflow.errors import AccessDenied, SpecError, StoreError
 from relayflow.scrub import scrub
-from relayflow.server.service import Conflict, NotFound, Unauthorized
+from relayflow.server.operations import Conflict, NotFound, Unauthorized
 from relayflow.text import clean
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
 
 #: event type → the SSE ``event:`` name
 NAMES: dict[type[Any], str] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from relayflow.server.deps import COMMON, CONFLICT, NOT_FOUND, Caller, Svc
-from relayflow.server.models import FeedbackIn, FeedbackView
+from relayflow.server.schemas import FeedbackIn, FeedbackView
 from relayflow.server.workflows import WorkflowName
 
 router = APIRouter(tags=["feedback"], responses=COMMON)

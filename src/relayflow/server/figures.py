@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from relayflow import __version__
 from relayflow.server.deps import COMMON, NOT_FOUND, Caller, Svc, caller_secret
-from relayflow.server.models import DenialView, Health, Me, WorkflowMetrics
+from relayflow.server.schemas import DenialView, Health, Me, WorkflowMetrics
 from relayflow.server.workflows import WorkflowName
 
 router = APIRouter(responses=COMMON)

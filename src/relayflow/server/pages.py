@@ -1,5 +1,5 @@
 """The review pages: log in with a token, work the review queue (approve or correct, by
-keyboard), follow runs. Server-rendered with Jinja2 over the same Service (and the same
+keyboard), follow runs. Server-rendered with Jinja2 over the same Operations (and the same
 redaction) as the JSON API; no CDN, no build step, no inline script (a strict CSP)."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from relayflow.errors import AccessDenied, StoreError
 from relayflow.govern.access import Token
 from relayflow.scrub import scrub
 from relayflow.server.deps import COOKIE
-from relayflow.server.models import ReviewView, RunView
+from relayflow.server.operations import Conflict, NotFound, Operations, Unauthorized
 from relayflow.server.redact import MASK
-from relayflow.server.service import Conflict, NotFound, Service, Unauthorized
+from relayflow.server.schemas import ReviewView, RunView
 from relayflow.text import surrogate_message, surrogate_path
 
 #: the double-submit CSRF cookie; every form carries the same value in a hidden field
@@ -124,8 +124,8 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 # ---- helpers ------------------------------------------------------------------------------------
 
 
-def _service(request: Request) -> Service:
-    svc: Service = request.app.state.service
+def _service(request: Request) -> Operations:
+    svc: Operations = request.app.state.operations
     return svc
 
 
@@ -205,7 +205,7 @@ def _local(target: str | None, default: str = "/reviews") -> str:
     return target
 
 
-def _workflows(svc: Service, token: Token) -> list[str]:
+def _workflows(svc: Operations, token: Token) -> list[str]:
     return [w.name for w in svc.list_workflows(token)]
 
 

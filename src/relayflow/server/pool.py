@@ -14,13 +14,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
 from relayflow.govern.principal import Principal, current_principal
 from relayflow.scrub import get_logger, scrub
 
 if TYPE_CHECKING:
     from relayflow.engine.runner import Runner, RunResult
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
     from relayflow.store.sql_store import SqlStore
 
 log = get_logger("relayflow.server")

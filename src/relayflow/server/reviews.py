@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from relayflow.server.deps import COMMON, CONFLICT, NOT_FOUND, Caller, Svc
-from relayflow.server.models import CorrectReview, Decision, ReviewStatus, ReviewView
+from relayflow.server.schemas import CorrectReview, Decision, ReviewStatus, ReviewView
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"], responses=COMMON)
 

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Header, Path, Query, Response
 
 from relayflow.server.deps import COMMON, CONFLICT, NOT_FOUND, Caller, Svc
 from relayflow.server.idempotency import HEADER, HEADER_HELP, KEY_PATTERN
-from relayflow.server.models import BatchView, ErrorBody, RunStatus, RunView, SubmitBatch, SubmitRun
+from relayflow.server.schemas import (
+    BatchView,
+    ErrorBody,
+    RunStatus,
+    RunView,
+    SubmitBatch,
+    SubmitRun,
+)
 from relayflow.server.workflows import WorkflowName
 
 router = APIRouter(tags=["runs"], responses=COMMON)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from relayflow.bench.collector import RunMeasure, StepTime, figures, step_summaries
-from relayflow.server.models import AgentSummary, WorkflowMetrics
+from relayflow.server.schemas import AgentSummary, WorkflowMetrics
 from relayflow.store import schema
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from relayflow.errors import Problem, SpecError
 from relayflow.server.confine import decode_base64
 from relayflow.server.deps import COMMON, NOT_FOUND, Caller, Svc
-from relayflow.server.models import (
+from relayflow.server.schemas import (
     MAX_BUNDLE_BYTES,
     NAME_PATTERN,
     BundleFile,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from relayflow.errors import Problem
-from relayflow.spec.yaml_lines import LineMap, Path_
+from relayflow.schema.yaml_lines import LineMap, Path_
 
 KEY = "extends"
 

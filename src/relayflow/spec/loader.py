@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,40 +10,15 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from relayflow.errors import Problem, SpecError
+from relayflow.schema.file import AGENT_CONFIGS, AgentConfig, Defaults, WorkflowSpec
+from relayflow.schema.problems import did_you_mean, problems_from
+from relayflow.schema.problems import dotted as _dotted
+from relayflow.schema.problems import short as _short
+from relayflow.schema.workflow import Workflow
+from relayflow.schema.yaml_lines import LineMap, Path_, YAMLLimitError, parse_yaml
 from relayflow.spec.extends import KEY, Layered, attribute, base_path, merge
-from relayflow.spec.models import AGENT_CONFIGS, AgentConfig, Defaults, WorkflowSpec
-from relayflow.spec.problems import did_you_mean, problems_from
-from relayflow.spec.problems import dotted as _dotted
-from relayflow.spec.problems import short as _short
 from relayflow.spec.validate import validate_workflow
 from relayflow.spec.validate_models import model_file_notes
-from relayflow.spec.yaml_lines import LineMap, Path_, YAMLLimitError, parse_yaml
-
-
-@dataclass(frozen=True, slots=True)
-class Workflow:
-    """A workflow file that passed validation: its sections, its agents, and where they came from.
-
-    ``file`` is absolute, so ``base_dir`` still resolves relative paths after a ``chdir``.
-    """
-
-    file: Path
-    name: str
-    version: str
-    spec: WorkflowSpec
-    agents: tuple[AgentConfig, ...]
-    depends_on: dict[str, tuple[str, ...]]
-    lines: LineMap
-    #: the file that ``extends:`` names, when ``file`` is an overlay of it (relative paths
-    #: start at its folder)
-    extends: Path | None = None
-    #: what is not wrong yet but will stop a run (a model file still to be trained), shown by
-    #: ``relayflow validate`` as warnings
-    notes: tuple[Problem, ...] = ()
-
-    @property
-    def base_dir(self) -> Path:
-        return (self.extends or self.file).parent
 
 
 def load_spec(path: str | Path) -> Workflow:

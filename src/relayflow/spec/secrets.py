@@ -9,9 +9,9 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
+from relayflow.schema.file import RetrievalConfig, ServiceConfig
+from relayflow.schema.workflow import Workflow
 from relayflow.scrub import CREDENTIAL_NAME, url_secrets
-from relayflow.spec.loader import Workflow
-from relayflow.spec.models import RetrievalConfig, ServiceConfig
 from relayflow.spec.validate_service import env_identifiers
 
 

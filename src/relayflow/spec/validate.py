@@ -11,13 +11,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from relayflow.errors import Problem
-from relayflow.spec.models import (
+from relayflow.schema.file import (
     AgentConfig,
     HumanReviewConfig,
     InferenceConfig,
     RetrainConfig,
     WorkflowSpec,
 )
+from relayflow.schema.yaml_lines import LineMap
 from relayflow.spec.validate_allow import validate_allow, validate_lookup_hosts
 from relayflow.spec.validate_files import (
     path_kind,
@@ -30,7 +31,6 @@ from relayflow.spec.validate_models import validate_models
 from relayflow.spec.validate_prompts import validate_prompts
 from relayflow.spec.validate_scripts import validate_scripts
 from relayflow.spec.validate_service import validate_services
-from relayflow.spec.yaml_lines import LineMap
 
 Deps = dict[str, tuple[str, ...]]
 

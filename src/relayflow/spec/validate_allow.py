@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relayflow.errors import Problem
-from relayflow.spec.models import AgentConfig, RetrievalConfig, WorkflowSpec
+from relayflow.schema.file import AgentConfig, RetrievalConfig, WorkflowSpec
+from relayflow.schema.yaml_lines import LineMap
 from relayflow.spec.validate_files import path_kind, resolve_path
-from relayflow.spec.yaml_lines import LineMap
 
 if TYPE_CHECKING:
     from relayflow.spec.validate import Where

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relayflow.errors import Problem
-from relayflow.spec.models import (
+from relayflow.schema.file import (
     AgentConfig,
     InferenceConfig,
     QualityCheckConfig,
@@ -256,7 +256,7 @@ def _schema_error(schema: Any) -> tuple[tuple[str | int, ...], str, str] | None:
 
 def _json_line(text: str, path: tuple[str | int, ...]) -> int:
     """The line of ``path`` in JSON ``text`` (JSON is YAML), or 1 when it cannot be told."""
-    from relayflow.spec.yaml_lines import parse_yaml
+    from relayflow.schema.yaml_lines import parse_yaml
 
     try:
         _, lines = parse_yaml(text)

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from relayflow.errors import Problem
-from relayflow.spec.models import ModelSpec
-from relayflow.spec.yaml_lines import LineMap
+from relayflow.schema.file import ModelSpec
+from relayflow.schema.yaml_lines import LineMap
 
 #: settings that only a router has
 ROUTER_ONLY = (

@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from relayflow.errors import Problem
-from relayflow.spec.models import AgentConfig, InferenceConfig
+from relayflow.schema.file import AgentConfig, InferenceConfig
 
 if TYPE_CHECKING:
     from relayflow.spec.validate import Where

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relayflow.errors import Problem
-from relayflow.spec.models import AgentConfig, TransformConfig
+from relayflow.schema.file import AgentConfig, TransformConfig
 from relayflow.spec.validate_files import path_kind, resolve_path
 
 if TYPE_CHECKING:

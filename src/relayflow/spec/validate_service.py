@@ -8,7 +8,7 @@ import string
 from typing import TYPE_CHECKING
 
 from relayflow.errors import Problem
-from relayflow.spec.models import AgentConfig, ServiceConfig
+from relayflow.schema.file import AgentConfig, ServiceConfig
 
 if TYPE_CHECKING:
     from relayflow.spec.validate import Where

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from relayflow.errors import Problem, RelayflowError
-from relayflow.spec.models import AgentConfig, RetrievalConfig, VariantSpec, WorkflowSpec
-from relayflow.spec.yaml_lines import LineMap, Path_
+from relayflow.schema.file import AgentConfig, RetrievalConfig, VariantSpec, WorkflowSpec
+from relayflow.schema.yaml_lines import LineMap, Path_
 
 if TYPE_CHECKING:
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
 
 #: what joins a workflow's name and its variant's in run records (``support@terse``)
 SEPARATOR = "@"
@@ -221,7 +221,7 @@ def validate_variants(
                 derived[by_name[agent_name]] = apply_overrides(agent, rest)
                 changed = True
             except ValidationError as exc:
-                from relayflow.spec.problems import problems_from
+                from relayflow.schema.problems import problems_from
 
                 problems.extend(problems_from(exc, path, where, lines, type(agent), label=field))
         if changed:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from relayflow.agents.base import Usage
+from relayflow.core.result import Usage
 from relayflow.store import schema
 from relayflow.store.statements import dumps, loads
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
 from relayflow.store.statements import Statement, Statements, dumps
 
 Write = tuple[Statement, dict[str, Any]]

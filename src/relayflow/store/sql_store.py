@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from relayflow.engine import events as ev
+from relayflow.core import events as ev
 from relayflow.errors import StoreError
 from relayflow.store.cache import StepCache
 from relayflow.store.journal import Journal, discard, orphaned_logs

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from relayflow.errors import ProviderError
-from relayflow.models.base import CompletionRequest
-from relayflow.models.registry import file_version
-from relayflow.models.sklearn_model import SklearnProvider
+from relayflow.providers.base import CompletionRequest
+from relayflow.providers.registry import file_version
+from relayflow.providers.sklearn_model import SklearnProvider
 
 np = pytest.importorskip("numpy", reason="numpy (extra: sklearn) is missing")
 joblib = pytest.importorskip("joblib", reason="joblib (extra: sklearn) is missing")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relayflow.bench.stats import bootstrap_ci, median, paired_bootstrap_diff, percentile
 from relayflow.errors import RelayflowError
+from relayflow.eval.stats import bootstrap_ci, median, paired_bootstrap_diff, percentile
 
 
 def test_bootstrap_ci_contains_the_mean_and_is_deterministic() -> None:

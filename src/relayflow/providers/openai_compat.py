@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from relayflow.errors import ProviderError, ProviderTimeout, RateLimited
-from relayflow.models.base import Completion, CompletionRequest, Prediction, Price
+from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price
 from relayflow.scrub import remember, url_secrets
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from relayflow.errors import CircuitOpen, ProviderError, ProviderTimeout
-from relayflow.models.breaker import CircuitBreaker, breaker_for, reset_breakers
+from relayflow.providers.breaker import CircuitBreaker, breaker_for, reset_breakers
 
 
 class Clock:

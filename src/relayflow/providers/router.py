@@ -14,7 +14,7 @@ whether it has an output schema, and max_tokens; for a prediction its feature na
 candidate's record is its alias and version, so a retrained model starts afresh.
 
 ``most_accurate`` ranks on outcomes: those fed in-process (``record_outcome``) plus those the
-run store holds for the step (review decisions and labels, models/outcomes.py), which the
+run store holds for the step (review decisions and labels, providers/outcomes.py), which the
 inference agent asks the router to ``watch``.
 """
 
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from relayflow.errors import ProviderError
-from relayflow.models.base import Completion, CompletionRequest, Prediction, Price, Provider
-from relayflow.models.breaker import CircuitBreaker
-from relayflow.models.context import request_type
-from relayflow.models.outcomes import OutcomeFeed, Tallies
+from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price, Provider
+from relayflow.providers.breaker import CircuitBreaker
+from relayflow.providers.context import request_type
+from relayflow.providers.outcomes import OutcomeFeed, Tallies
 
 T = TypeVar("T", Completion, Prediction)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from relayflow.errors import ProviderError
-from relayflow.models.base import Completion, CompletionRequest, Prediction, Price
+from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price
 
 _INSTALL = "pip install 'relayflow[sklearn]'"
 

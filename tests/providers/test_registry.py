@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from relayflow.errors import ProviderError
-from relayflow.models import registry
-from relayflow.models.base import Price, Provider
-from relayflow.models.llama_cpp import LlamaCppProvider
-from relayflow.models.registry import build_provider, close_all, default_gguf_path, file_version
-from relayflow.spec.models import ModelSpec
+from relayflow.providers import registry
+from relayflow.providers.base import Price, Provider
+from relayflow.providers.llama_cpp import LlamaCppProvider
+from relayflow.providers.registry import build_provider, close_all, default_gguf_path, file_version
+from relayflow.schema.file import ModelSpec
 
 
 def spec(**fields: Any) -> ModelSpec:
@@ -117,7 +117,7 @@ def test_a_replaced_model_file_gets_a_new_provider(tmp_path: Path) -> None:
 def test_openai_spec_builds_an_openai_provider(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from relayflow.models.openai_compat import OpenAICompatProvider
+    from relayflow.providers.openai_compat import OpenAICompatProvider
 
     monkeypatch.setenv("RELAYFLOW_TEST_KEY", "sk-test")
     model = spec(

@@ -3,7 +3,7 @@ records a refusal, redacts what the token may not read, and answers with the API
 
 The JSON routes (server/routes.py) and the review pages call the same methods:
 
-    svc = request.app.state.service
+    svc = request.app.state.operations
     token = svc.authenticate(secret)                       # Unauthorized
     await svc.register_workflow(token, name=…, yaml=…, files=… | path=…)  # SpecError (422)
     svc.list_workflows(token) / svc.get_workflow(token, name) / svc.registrations(token, name)
@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import delete, select, update
 
-from relayflow.engine import events as ev
-from relayflow.engine.ids import new_id
+from relayflow.core import events as ev
+from relayflow.core.ids import new_id
 from relayflow.errors import AccessDenied, RelayflowError, StoreError
 from relayflow.govern.access import Action, Token, TokenStore, needed_for
 from relayflow.govern.principal import Principal
@@ -42,7 +42,9 @@ from relayflow.scrub import get_logger
 from relayflow.server.catalog import Catalog, Prepared
 from relayflow.server.events import NAMES, EventHub, event_json
 from relayflow.server.idempotency import Claim, IdempotencyKeys, Kind, body_hash
-from relayflow.server.models import (
+from relayflow.server.pool import WorkerPool
+from relayflow.server.redact import Redactor
+from relayflow.server.schemas import (
     AgentInfo,
     BatchView,
     Decision,
@@ -59,14 +61,12 @@ from relayflow.server.models import (
     WorkflowMetrics,
     WorkflowVersion,
 )
-from relayflow.server.pool import WorkerPool
-from relayflow.server.redact import Redactor
 from relayflow.server.summary import workflow_metrics
 from relayflow.store import schema
 
 if TYPE_CHECKING:
     from relayflow.engine.runner import Runner, RunResult
-    from relayflow.spec.loader import Workflow
+    from relayflow.schema.workflow import Workflow
     from relayflow.store.records import ReviewRecord, RunRecord, StepRecord
     from relayflow.store.sql_store import SqlStore
 
@@ -89,8 +89,8 @@ class Unauthorized(RelayflowError):
     """No token, or one that is unknown or revoked."""
 
 
-class Service:
-    """One per app (``app.state.service``); ``start`` and ``close`` bracket its life."""
+class Operations:
+    """One per app (``app.state.operations``); ``start`` and ``close`` bracket its life."""
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ _PUNCTUATION = str.maketrans("", "", string.punctuation)
 @dataclass(frozen=True, slots=True)
 class Score:
     """A metric over ``n`` items: ``value`` in [0, 1], ``per_item`` each item's contribution
-    (feed it to `relayflow.bench.stats.bootstrap_ci`), ``details`` sub-scores by name."""
+    (feed it to `relayflow.eval.stats.bootstrap_ci`), ``details`` sub-scores by name."""
 
     metric: str
     value: float

@@ -9,7 +9,8 @@ from typing import get_args
 
 import pytest
 
-from relayflow.bench.scoring import (
+from relayflow.errors import RelayflowError
+from relayflow.eval.scoring import (
     METRICS,
     Score,
     accuracy,
@@ -21,8 +22,7 @@ from relayflow.bench.scoring import (
     rouge,
     score,
 )
-from relayflow.errors import RelayflowError
-from relayflow.spec.models import EvaluateSpec
+from relayflow.schema.file import EvaluateSpec
 
 
 def test_metric_names_are_those_of_the_evaluate_section() -> None:
@@ -186,7 +186,7 @@ def test_details_are_read_only() -> None:
 
 def test_importing_scoring_loads_no_heavy_library() -> None:
     code = (
-        "import sys, relayflow.bench.scoring, relayflow.bench.stats; "
+        "import sys, relayflow.eval.scoring, relayflow.eval.stats; "
         "print(sorted(m for m in ('numpy', 'sklearn', 'rouge_score', 'sacrebleu') "
         "if m in sys.modules))"
     )

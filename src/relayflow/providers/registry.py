@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relayflow.errors import ProviderError
-from relayflow.models.base import Price, Provider
-from relayflow.spec.models import ModelSpec
+from relayflow.providers.base import Price, Provider
+from relayflow.schema.file import ModelSpec
 
 if TYPE_CHECKING:
-    from relayflow.models.llama_cpp import LlamaEngine
+    from relayflow.providers.llama_cpp import LlamaEngine
 
 _lock = threading.Lock()
 _providers: dict[tuple[Any, ...], Provider] = {}
@@ -156,7 +156,7 @@ def _build(
 
 
 def _llama(alias: str, spec: ModelSpec, base_dir: Path) -> tuple[Provider, _Files]:
-    from relayflow.models.llama_cpp import LlamaCppProvider, LlamaEngine
+    from relayflow.providers.llama_cpp import LlamaCppProvider, LlamaEngine
 
     path = default_gguf_path() if spec.model is None else _model_file(alias, spec, base_dir)
     params = dict(spec.params)
@@ -188,7 +188,7 @@ def _llama(alias: str, spec: ModelSpec, base_dir: Path) -> tuple[Provider, _File
 
 
 def _openai(alias: str, spec: ModelSpec) -> Provider:
-    from relayflow.models.openai_compat import OpenAICompatProvider
+    from relayflow.providers.openai_compat import OpenAICompatProvider
 
     if spec.model is None:
         raise ProviderError(
@@ -210,7 +210,7 @@ def _openai(alias: str, spec: ModelSpec) -> Provider:
 
 
 def _sklearn(alias: str, spec: ModelSpec, base_dir: Path) -> tuple[Provider, _Files]:
-    from relayflow.models.sklearn_model import SklearnProvider
+    from relayflow.providers.sklearn_model import SklearnProvider
 
     path = _model_file(alias, spec, base_dir)
     stat = _stat(path)
@@ -234,8 +234,8 @@ def _router(
     models: Mapping[str, ModelSpec],
     chain: tuple[str, ...],
 ) -> tuple[Provider, _Files]:
-    from relayflow.models.breaker import breaker_for
-    from relayflow.models.router import Route, RouterProvider
+    from relayflow.providers.breaker import breaker_for
+    from relayflow.providers.router import Route, RouterProvider
 
     if alias in chain:
         raise ProviderError(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from relayflow.errors import ProviderError
-from relayflow.models.registry import default_gguf_path
+from relayflow.providers.registry import default_gguf_path
 
 SERVER_START_S = 60.0
 

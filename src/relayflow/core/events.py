@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Protocol
 
-from relayflow.agents.base import Usage
+from relayflow.core.result import Usage
 
 RunStatus = Literal["running", "waiting_review", "succeeded", "failed", "cancelled"]
 Actor = Literal["agent", "human"]

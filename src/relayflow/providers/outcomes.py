@@ -128,7 +128,7 @@ def _count(tallies: dict[str, tuple[int, int]], answered_by: str, correct: bool)
 def _same(a: Any, b: Any) -> bool:
     """Equal as evaluation counts it: labels after ``str().strip().lower()``, else exactly."""
     if isinstance(a, str | int | float | bool) and isinstance(b, str | int | float | bool):
-        from relayflow.bench.scoring import accuracy
+        from relayflow.eval.scoring import accuracy
 
         return accuracy([a], [b]).value == 1.0
     return bool(a == b)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from relayflow.errors import ProviderError
-from relayflow.models.base import Completion, CompletionRequest, Prediction, Price
-from relayflow.models.openai_compat import chat_messages, check_json, confidence_from_logprobs
+from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price
+from relayflow.providers.openai_compat import chat_messages, check_json, confidence_from_logprobs
 
 _INSTALL = "pip install 'relayflow[llm]'"
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from relayflow.errors import ProviderError
-from relayflow.models.base import Completion, CompletionRequest, Price
-from relayflow.models.llama_cpp import LlamaCppProvider, LlamaEngine
-from relayflow.models.registry import file_version
+from relayflow.providers.base import Completion, CompletionRequest, Price
+from relayflow.providers.llama_cpp import LlamaCppProvider, LlamaEngine
+from relayflow.providers.registry import file_version
 
 SENTIMENT = ["positive", "negative", "neutral"]
 

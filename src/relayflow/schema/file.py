@@ -7,18 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from relayflow.core.retry import RetryPolicy
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RetryPolicy(_Strict):
-    """How often a failed step is tried again, with exponential backoff and full jitter."""
-
-    attempts: int = Field(default=1, ge=1, le=100)
-    backoff: float = Field(default=0.5, ge=0)
-    max_backoff: float = Field(default=30.0, ge=0)
-    jitter: bool = True
 
 
 class CacheSpec(_Strict):
@@ -162,7 +155,7 @@ class RateLimitSpec(_Strict):
 
 class BreakerSpec(_Strict):
     """A router's circuit breaker per candidate: after ``failures`` consecutive errors the
-    candidate is skipped for ``reset_after`` seconds, then tried once (models/breaker.py)."""
+    candidate is skipped for ``reset_after`` seconds, then tried once (providers/breaker.py)."""
 
     enabled: bool = True
     failures: int = Field(default=5, ge=1)
@@ -171,7 +164,7 @@ class BreakerSpec(_Strict):
 
 class OutcomesSpec(_Strict):
     """How ``strategy: most_accurate`` uses the outcomes recorded in the run store (review
-    decisions and labels of the answers each candidate gave; models/outcomes.py): a candidate
+    decisions and labels of the answers each candidate gave; providers/outcomes.py): a candidate
     is ranked on its accuracy once it has ``minimum`` outcomes for the step, and the store is
     read again at most every ``refresh`` seconds."""
 
@@ -242,7 +235,7 @@ class ModelSpec(_Strict):
     """A model alias: which provider serves it, what it costs, how it is called.
 
     ``provider: router`` makes the alias a router over other aliases of the same ``models:``
-    section (``candidates``), picked by ``strategy``; see models/router.py."""
+    section (``candidates``), picked by ``strategy``; see providers/router.py."""
 
     provider: Literal["llama_cpp", "openai", "sklearn", "router"] = "llama_cpp"
     model: str | None = None

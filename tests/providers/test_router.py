@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from relayflow.errors import ProviderError, ProviderTimeout, SpecError
-from relayflow.models import registry
-from relayflow.models.base import Completion, CompletionRequest, Prediction, Price, Provider
-from relayflow.models.breaker import CircuitBreaker, reset_breakers
-from relayflow.models.context import request_type
-from relayflow.models.registry import build_provider, close_all
-from relayflow.models.router import WARMUP_CALLS, Metrics, Route, RouterProvider
+from relayflow.providers import registry
+from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price, Provider
+from relayflow.providers.breaker import CircuitBreaker, reset_breakers
+from relayflow.providers.context import request_type
+from relayflow.providers.registry import build_provider, close_all
+from relayflow.providers.router import WARMUP_CALLS, Metrics, Route, RouterProvider
+from relayflow.schema.file import WorkflowSpec
 from relayflow.spec.loader import load_spec
-from relayflow.spec.models import WorkflowSpec
 
 FREE = Price()
 
@@ -599,7 +599,7 @@ def test_read_outcomes_judges_by_hand_labels_then_reviews_that_saw_the_answer(
     from sqlalchemy import insert
 
     from relayflow.learn.storage import open_engine
-    from relayflow.models.outcomes import read_outcomes
+    from relayflow.providers.outcomes import read_outcomes
     from relayflow.store import schema
 
     url = f"sqlite:///{tmp_path / 'runs.db'}"

@@ -12,7 +12,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from relayflow.errors import Problem
-from relayflow.spec.yaml_lines import LineMap, Path_
+from relayflow.schema.yaml_lines import LineMap, Path_
 
 #: top-level keys that people write but no part of relayflow reads there: where they belong
 _ELSEWHERE = {

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
-NO_VERSIONS: Mapping[str, str] = MappingProxyType({})
+from relayflow.core.result import NO_VERSIONS
 
 
 class LineageEntry(NamedTuple):

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from relayflow.errors import ProviderError, ProviderTimeout, RateLimited
-from relayflow.models.base import CompletionRequest, Price
-from relayflow.models.openai_compat import OpenAICompatProvider, match_label
+from relayflow.providers.base import CompletionRequest, Price
+from relayflow.providers.openai_compat import OpenAICompatProvider, match_label
 
 httpx = pytest.importorskip("httpx2", reason="openai's HTTP client (extra: openai) is missing")
 pytest.importorskip("openai", reason="the openai package (extra: openai) is missing")
