@@ -35,7 +35,7 @@ def spent(cli: Cli) -> Iterator[Cli]:
 
 def rows(text: str) -> dict[str, list[str]]:
     """The body rows of the first table: first cell -> the other cells."""
-    out = {}
+    out: dict[str, list[str]] = {}
     for line in text.splitlines():
         if line.startswith("│"):
             cells = [c.strip() for c in line.strip("│").split("│")]

@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from relayflow.agents.base import SourceAgent
@@ -38,7 +38,7 @@ async def run_batch(
     batch_id: str | None = None,
     inputs_name: str | None = None,
     max_bad_records: int | None = None,
-) -> AsyncIterator[RunResult]:
+) -> AsyncGenerator[RunResult, None]:
     """Run one workflow per item (or per record of the plan's source), at most
     ``concurrency`` at once, yielding results as runs end. Memory stays flat: items are
     pulled only as slots free up. With an existing ``batch_id`` and a store, items that

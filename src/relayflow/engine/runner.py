@@ -7,8 +7,8 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
     Awaitable,
     Callable,
     Coroutine,
@@ -688,7 +688,7 @@ class Runner:
         batch_id: str | None = None,
         inputs_name: str | None = None,
         max_bad_records: int | None = None,
-    ) -> AsyncIterator[RunResult]:
+    ) -> AsyncGenerator[RunResult, None]:
         """Run one workflow per item (or per record of the plan's source), at most
         ``concurrency`` at once, yielding results as runs end; bad records are recorded and
         skipped, up to ``max_bad_records`` (see engine/batch.py)."""
