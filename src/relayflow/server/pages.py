@@ -16,11 +16,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
-from relayflow.errors import AccessDenied, StoreError
+from relayflow.errors import AccessDenied, Conflict, NotFound, StoreError, Unauthenticated
 from relayflow.govern.access import Token
 from relayflow.scrub import scrub
 from relayflow.server.deps import COOKIE
-from relayflow.server.operations import Conflict, NotFound, Operations, Unauthorized
+from relayflow.server.operations import Operations
 from relayflow.server.redact import MASK
 from relayflow.server.schemas import ReviewView, RunView
 from relayflow.text import surrogate_message, surrogate_path
@@ -100,7 +100,7 @@ class PageRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
-            except Unauthorized:
+            except Unauthenticated:
                 target = "/reviews"  # a form's target is no page to come back to
                 if request.method == "GET":
                     query = request.url.query
@@ -130,7 +130,7 @@ def _service(request: Request) -> Operations:
 
 
 def _token(request: Request) -> Token:
-    """The logged-in token (the cookie); Unauthorized sends the browser to the login page."""
+    """The logged-in token (the cookie); Unauthenticated sends the browser to the login page."""
     return _service(request).authenticate(request.cookies.get(COOKIE))
 
 
@@ -232,7 +232,7 @@ async def login(request: Request) -> Response:
     secret = fields.get("token", "").strip()
     try:
         _service(request).authenticate(secret)
-    except Unauthorized:
+    except Unauthenticated:
         message = "Enter your API token." if not secret else "Unknown or revoked token."
         return _render(request, "login.html", 401, next=target, error=message)
     response = RedirectResponse(target, 303)
