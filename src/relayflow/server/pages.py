@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
+from relayflow.core.money import money
 from relayflow.errors import AccessDenied, Conflict, NotFound, StoreError, Unauthenticated
 from relayflow.govern.access import Token
 from relayflow.scrub import scrub
@@ -51,7 +52,7 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(pretty=_pretty, ago=_ago, when=_when, seconds=_seconds, money=_money)
+    env.filters.update(pretty=_pretty, ago=_ago, when=_when, seconds=_seconds, money=money)
     return env
 
 
@@ -81,10 +82,6 @@ def _ago(ts: float | None) -> str:
 
 def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "—"
-
-
-def _money(value: float | None) -> str:
-    return "—" if value is None else f"${value:.4f}"
 
 
 TEMPLATES = _env()
