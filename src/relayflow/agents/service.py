@@ -427,7 +427,7 @@ class ServiceAgent(Agent):
         import httpx
 
         client = self._client
-        assert client is not None  # prepare() made it
+        assert client is not None  # noqa: S101 - invariant: prepare() made it
         breaker = self._breaker
         if breaker is not None and not breaker.allow():
             raise breaker.refuse()

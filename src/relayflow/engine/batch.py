@@ -222,7 +222,7 @@ def source_agent(
             f"no upstream); {fix}"
         )
     agent = plan.nodes[plan.source].agent
-    assert isinstance(agent, SourceAgent)
+    assert isinstance(agent, SourceAgent)  # noqa: S101 - invariant: a plan's source is a SourceAgent
     return agent
 
 

@@ -181,7 +181,7 @@ class Budget:
         )
         if isinstance(result, Over):
             self._refused(hard[result.cap], result, now)
-        assert isinstance(result, Hold)
+        assert isinstance(result, Hold)  # noqa: S101 - invariant: reserve answers Hold or Over
         return result, bound
 
     def _refused(self, bound: _Bound, over: Over, now: float) -> None:

@@ -121,7 +121,7 @@ class DriftMonitor:
         if len(self._window) < self.min_observations:
             return DriftStatus(self._count, True, None, False, "drift: waiting for more items")
         metric = self.rolling_metric()
-        assert metric is not None
+        assert metric is not None  # noqa: S101 - invariant: the window is full, so it has a metric
         limit = self.threshold if self.threshold is not None else self._baseline
         if limit is None or metric < limit:
             what = "the threshold" if self.threshold is not None else "before the change"

@@ -137,7 +137,7 @@ class Registry:
         with self._begin() as conn:
             conn.execute(insert(self.engine, tables.model_versions).on_conflict_do_nothing(), row)
         found = self._find(candidate.name, version)
-        assert found is not None
+        assert found is not None  # noqa: S101 - invariant: the row was just written
         return found
 
     def get(self, name: str, version: str) -> ModelVersion:

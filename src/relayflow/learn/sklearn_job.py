@@ -77,7 +77,7 @@ def retrain_sklearn(request: RetrainRequest, target: Target, registry: Registry)
         from sklearn.base import clone
     except ImportError as exc:
         raise ConfigError(f"retraining a scikit-learn model needs it: {_INSTALL}") from exc
-    assert target.path is not None
+    assert target.path is not None  # noqa: S101 - invariant: an sklearn target has a model file
     workflow = request.workflow
     production = registry.adopt(target.name, "sklearn", target.path)
     try:

@@ -202,10 +202,10 @@ class Operations:
         self.check(token, "register", name)
         prepared: Prepared
         if yaml is not None:
-            assert name is not None
+            assert name is not None  # noqa: S101 - invariant: the body model requires a name with yaml
             prepared = await asyncio.to_thread(self.catalog.prepare_text, name, yaml, files)
         else:
-            assert path is not None
+            assert path is not None  # noqa: S101 - invariant: the body model requires path without yaml
             prepared = await asyncio.to_thread(self.catalog.prepare_path, path, name)
         try:
             self.check(token, "register", prepared.workflow.name)
@@ -306,7 +306,7 @@ class Operations:
             earlier = self._claim_key(token, name, idempotency_key, "run", body, run_id)
             if earlier is not None:
                 record = self.store.get_run(earlier)
-                assert record is not None  # _claim_key released a key without its run
+                assert record is not None  # noqa: S101 - _claim_key released a key without its run
                 return self._run_view(token, record, self._workflow_of(record), None), True
         try:
             record = self._queue(token, workflow, data, None, item_key, run_id)
@@ -410,7 +410,7 @@ class Operations:
             run_id, workflow.name, workflow.version, data, batch_id=batch_id, item_key=item_key
         )
         record = self.store.get_run(run_id)
-        assert record is not None
+        assert record is not None  # noqa: S101 - invariant: the run was just recorded
         self._start_run(record, workflow, token)
         return record
 
