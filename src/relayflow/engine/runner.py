@@ -28,7 +28,7 @@ from relayflow.core.retry import backoff_delay
 from relayflow.engine.cache import CachePolicy, KeyMaker, cache_policy
 from relayflow.engine.executor import Executor, LocalExecutor
 from relayflow.engine.plan import Node, Plan, build_plan, reviewers_downstream
-from relayflow.errors import AccessDenied, BudgetExceeded, RelayflowError, StoreError
+from relayflow.errors import AccessDenied, BudgetExceeded, Conflict, StoreError
 from relayflow.schema.workflow import Workflow
 from relayflow.scrub import SecretScrubber, remember, url_secrets
 from relayflow.spec.secrets import workflow_secrets
@@ -112,7 +112,7 @@ class Runner:
     @property
     def plan(self) -> Plan:
         if self._plan is None:
-            raise RelayflowError("the runner is not started: use `async with Runner(...)`")
+            raise Conflict("the runner is not started: use `async with Runner(...)`")
         return self._plan
 
     async def __aenter__(self) -> Runner:

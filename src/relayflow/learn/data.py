@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import ConfigError, InputError
 from relayflow.eval.scoring import accuracy
 from relayflow.learn.storage import read
 from relayflow.store import schema
@@ -174,12 +174,12 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         with path.open("rb") as fh:
             records = list(reader(fh, str(path)))
     except OSError as exc:
-        raise RelayflowError(
+        raise ConfigError(
             f"cannot read the golden set {path}: {exc.strerror or exc} — fix evaluate.golden"
         ) from exc
     bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
     if bad is not None:
-        raise RelayflowError(f"{path}: record {bad + 1} of the golden set is not an object")
+        raise InputError(f"{path}: record {bad + 1} of the golden set is not an object")
     return records
 
 

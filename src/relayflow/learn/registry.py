@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
-from relayflow.errors import RelayflowError, StoreError
+from relayflow.errors import Conflict, InputError, NotFound, StoreError
 from relayflow.learn.storage import (
     default_artifacts,
     insert,
@@ -40,7 +40,7 @@ _LABEL = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 def check_label(label: str) -> str:
     """``label`` if it is a valid label name (a letter, then letters, digits, ``. _ -``)."""
     if not _LABEL.fullmatch(label):
-        raise RelayflowError(
+        raise InputError(
             f"invalid label {label!r}: start with a letter, then letters, digits, '.', '_' or "
             "'-' (64 at most), e.g. v3, staging, production"
         )
@@ -137,7 +137,7 @@ class Registry:
         with self._begin() as conn:
             conn.execute(insert(self.engine, tables.model_versions).on_conflict_do_nothing(), row)
         found = self._find(candidate.name, version)
-        assert found is not None
+        assert found is not None  # noqa: S101 - invariant: the row was just written
         return found
 
     def get(self, name: str, version: str) -> ModelVersion:
@@ -155,8 +155,8 @@ class Registry:
                 if known
                 else "`relayflow models list` shows the names"
             )
-            raise RelayflowError(f"no version {version!r} of {name!r} in the registry: {hint}")
-        raise RelayflowError(
+            raise NotFound(f"no version {version!r} of {name!r} in the registry: {hint}")
+        raise InputError(
             f"{version!r} matches {len(rows)} versions of {name!r}: give more characters"
         )
 
@@ -196,7 +196,7 @@ class Registry:
         version = self.labels(name).get((name, label))
         if version is None:
             known = sorted(lbl for _n, lbl in self.labels(name)) or ["none"]
-            raise RelayflowError(
+            raise NotFound(
                 f"{name!r} has no version labelled {label!r} (its labels: {', '.join(known)}) "
                 f"— set it with `relayflow prompts label {name}@VERSION {label}`"
             )
@@ -225,7 +225,7 @@ class Registry:
     def remove_label(self, name: str, label: str) -> None:
         """Take ``label`` off ``name`` (``production`` cannot be removed, only moved)."""
         if label == PRODUCTION:
-            raise RelayflowError(
+            raise Conflict(
                 "the production label cannot be removed, only moved (label another version, or "
                 "`relayflow models rollback`)"
             )
@@ -233,7 +233,7 @@ class Registry:
         with self._begin() as conn:
             gone = conn.execute(delete(t).where(t.c.name == name, t.c.label == label)).rowcount
         if not gone:
-            raise RelayflowError(f"{name!r} has no label {label!r}")
+            raise NotFound(f"{name!r} has no label {label!r}")
 
     def with_prefix(self, prefix: str, kind: str | None = None) -> builtins.list[ModelVersion]:
         """Every version (of any name) whose id starts with ``prefix``."""
@@ -257,7 +257,7 @@ class Registry:
         """Mark a candidate rejected; production is left as it is."""
         chosen = self.get(name, version)
         if chosen.status == "production":
-            raise RelayflowError(
+            raise Conflict(
                 f"{name} {chosen.version} is in production: roll it back instead of rejecting it"
             )
         t = tables.model_versions
@@ -274,7 +274,7 @@ class Registry:
         """Put the production version before the current one back (materialised again)."""
         stack = self._stack(name)
         if len(stack) < 2:
-            raise RelayflowError(
+            raise Conflict(
                 f"{name!r} has no earlier production version to roll back to "
                 "(`relayflow models list` shows its history)"
             )
@@ -298,11 +298,11 @@ class Registry:
         trained outside the registry is adopted, with the previous production as its parent."""
         if content is None:
             if target is None:
-                raise RelayflowError(f"adopting {name!r} needs a file or its content")
+                raise InputError(f"adopting {name!r} needs a file or its content")
             try:
                 content = target.read_bytes()
             except OSError as exc:
-                raise RelayflowError(
+                raise InputError(
                     f"cannot read {target} to register it as {name!r}: {exc.strerror or exc} — "
                     "create it first (train the model, write the template)"
                 ) from exc

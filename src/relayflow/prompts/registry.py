@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import InputError, NotFound, RelayflowError
 from relayflow.learn.registry import PRODUCTION, Candidate, ModelVersion, Registry, check_label
 from relayflow.learn.storage import insert, read, transaction
 from relayflow.prompts.templates import split_pin
@@ -62,7 +62,7 @@ def pinned_source(registry: Registry, name: str, label: str, path: Path) -> str:
     try:
         version = registry.labelled(name, label)
     except RelayflowError as exc:
-        raise RelayflowError(f"prompt_template {path}@{label}: {exc}") from None
+        raise NotFound(f"prompt_template {path}@{label}: {exc}") from None
     return version.artifact
 
 
@@ -130,7 +130,7 @@ def resolve(registry: Registry, ref: str) -> ModelVersion:
         names = prompt_names(registry, owner)
         found = [v for name in names for v in _by_label_or_hash(registry, name, what)]
         if not found:
-            raise RelayflowError(
+            raise NotFound(
                 f"{owner!r} has no version or label {what!r}: `relayflow prompts list` shows them"
             )
         return _one(found, ref)
@@ -142,7 +142,7 @@ def resolve(registry: Registry, ref: str) -> ModelVersion:
     if labelled:
         if len(labelled) > 1:
             owners = ", ".join(sorted(name for name, _v in labelled))
-            raise RelayflowError(
+            raise InputError(
                 f"label {ref!r} is on {len(labelled)} prompts ({owners}): write NAME@{ref}"
             )
         return registry.get(*labelled[0])
@@ -153,7 +153,7 @@ def resolve(registry: Registry, ref: str) -> ModelVersion:
     if names:
         versions = [registry.production(n) or registry.list(n)[0] for n in names]
         return _one(versions, ref)
-    raise RelayflowError(
+    raise NotFound(
         f"no prompt version, label or name {ref!r} in the registry: `relayflow prompts list` "
         "shows them"
     )
@@ -167,7 +167,7 @@ def prompt_names(registry: Registry, what: str, *, missing_ok: bool = False) -> 
     path = str(Path(what).expanduser().resolve())
     names = sorted({v.name for v in prompts if v.target == path})
     if not names and not missing_ok:
-        raise RelayflowError(
+        raise NotFound(
             f"no prompt {what!r} in the registry (neither a step name nor a registered template "
             "file): run the workflow, or `relayflow prompts list WORKFLOW` to register its "
             "templates"
@@ -187,7 +187,7 @@ def move_label(registry: Registry, ref: str, label: str) -> ModelVersion:
         names = prompt_names(registry, ref)
         chosen = [v for name in names for v in registry.list(name) if v.version == version]
         if not chosen:
-            raise RelayflowError(
+            raise NotFound(
                 f"the current text of {ref} ({version}) is not registered: run the workflow, or "
                 "`relayflow prompts list WORKFLOW` to register its templates"
             )
@@ -214,7 +214,7 @@ def _one(found: Sequence[ModelVersion], ref: str) -> ModelVersion:
     if len(found) == 1:
         return found[0]
     which = ", ".join(f"{v.name}@{v.version}" for v in found[:5])
-    raise RelayflowError(f"{ref!r} matches {len(found)} prompt versions ({which}): be more precise")
+    raise InputError(f"{ref!r} matches {len(found)} prompt versions ({which}): be more precise")
 
 
 __all__ = [
