@@ -158,7 +158,8 @@ class RunQueries(StoreReads):
         in_recent = select(recent.c.run_id)
         runs = self._select(select(runs_t).where(runs_t.c.run_id.in_(in_recent)))
         steps: dict[str, list[StepRecord]] = {}
-        for row in self._select(select(steps_t).where(steps_t.c.run_id.in_(in_recent))):
+        q = select(steps_t).where(steps_t.c.run_id.in_(in_recent)).order_by(steps_t.c.started)
+        for row in self._select(q):
             steps.setdefault(row.run_id, []).append(step_record(row))
         escalations = Counter(
             row[0]
