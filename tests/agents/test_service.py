@@ -523,6 +523,7 @@ def _run_caller(folder: Path, url: str) -> tuple[Any, list[Any]]:
     async def go() -> tuple[Any, list[Any]]:
         async with Runner(workflow, store=f"sqlite:///{folder}/runs.db") as runner:
             result = await runner.run({"text": "where is my refund?"})
+            assert runner.store is not None
             return result, runner.store.steps(result.run_id)
 
     return asyncio.run(go())

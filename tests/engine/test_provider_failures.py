@@ -52,6 +52,7 @@ def test_failures_are_retried_then_fail_the_run_keeping_finished_steps(
             assert result.step == "ask"
             assert result.error is not None and message in result.error
             assert "\n" not in result.error
+            assert runner.store is not None
             steps = {s.step: s for s in runner.store.steps(result.run_id)}
             assert steps["prepare"].status == "finished"
             assert steps["prepare"].output == {"n": 2}

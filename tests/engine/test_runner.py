@@ -126,12 +126,15 @@ def test_exhausted_retries_fail_the_run_and_keep_finished_steps(
     async def main() -> relayflow.RunResult:
         async with relayflow.Runner(wf, store=store_url) as runner:
             result = await runner.run({"n": 0})
+            assert runner.store is not None
             steps = {s.step: s for s in runner.store.steps(result.run_id)}
             assert steps["ok"].status == "finished"
             assert steps["ok"].output == {"n": 1}
             assert steps["broken"].status == "failed"
             assert steps["broken"].attempt == 2
-            assert runner.store.get_run(result.run_id).status == "failed"
+            assert runner.store is not None
+            run = runner.store.get_run(result.run_id)
+            assert run is not None and run.status == "failed"
             return result
 
     result = asyncio.run(main())
@@ -223,6 +226,7 @@ def test_escalation_parks_the_run_and_a_decision_resumes_it(tmp_path: Path, stor
             parked = await runner.run({"score": 0.2})
             assert parked.status == "waiting_review"
             assert parked.step == "review"
+            assert runner.store is not None
             pending = runner.store.reviews()
             assert [(r.run_id, r.step) for r in pending] == [(parked.run_id, "review")]
             assert pending[0].output["answer"] == "maybe"
@@ -234,9 +238,12 @@ def test_escalation_parks_the_run_and_a_decision_resumes_it(tmp_path: Path, stor
             )
             assert done.status == "succeeded"
             assert done.output == {"score": 0.2, "answer": "yes", "published": "yes"}
+            assert runner.store is not None
             steps = {s.step: s for s in runner.store.steps(parked.run_id)}
             assert steps["review"].actor == "human"
+            assert runner.store is not None
             assert runner.store.reviews() == []
+            assert runner.store is not None
             labels = runner.store.feedback(wf.name)
             assert labels[0]["label"]["answer"] == "yes"
             assert labels[0]["source"] == "review"
@@ -302,9 +309,11 @@ def test_cancellation_records_in_flight_steps_as_cancelled(tmp_path: Path, store
             with pytest.raises(asyncio.CancelledError):
                 await task
             await batch.aclose()
+            assert runner.store is not None
             runs = runner.store.list_runs()
             assert sorted(r.status for r in runs) == ["cancelled", "cancelled"]
             for run in runs:
+                assert runner.store is not None
                 assert [s.status for s in runner.store.steps(run.run_id)] == ["cancelled"]
 
     asyncio.run(main())

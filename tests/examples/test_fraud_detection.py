@@ -156,6 +156,7 @@ def test_sixty_pages_score_escalate_and_resume_after_review(
             parked = next(r for r in results if r.status == "waiting_review")
             approved = await runner.decide(parked.run_id, "GreyZone", "approve")
             store = runner.store
+            assert store is not None
             return results, approved, store.get_run(parked.run_id), store.feedback(workflow.name)
 
     results, approved, record, feedback = asyncio.run(scenario())

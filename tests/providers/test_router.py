@@ -709,11 +709,13 @@ def test_reviews_in_the_run_store_make_most_accurate_pick_per_step(tmp_path: Pat
             for i in range(6):
                 parked = await runner.run({"x": i / 5})
                 assert parked.status == "waiting_review"
+                assert runner.store is not None
                 steps = {s.step: s for s in runner.store.steps(parked.run_id)}
                 answered |= {
                     steps[name].versions["answered_by"][:1] for name in ("first", "second")
                 }
                 seen = steps["check"].output
+                assert seen is not None
                 fixed = {**seen, wrong: flip(seen[wrong])}
                 await runner.decide(parked.run_id, "check", "correct", fixed)
         return answered
@@ -732,6 +734,7 @@ def test_reviews_in_the_run_store_make_most_accurate_pick_per_step(tmp_path: Pat
     async def routed() -> dict[str, str]:
         async with relayflow.Runner(relayflow.load_workflow(file), store=store) as runner:
             parked = await runner.run({"x": 0.3})
+            assert runner.store is not None
             steps = runner.store.steps(parked.run_id)
             return {s.step: s.versions.get("answered_by", "") for s in steps}
 

@@ -104,3 +104,28 @@ def test_a_live_writers_log_is_left_alone(tmp_path: Path) -> None:
             writer.close()
 
     asyncio.run(main())
+
+
+def test_listing_runs_is_one_query_however_many_runs(store_url: str) -> None:
+    from sqlalchemy import event
+
+    async def main() -> None:
+        store = SqlStore(store_url)
+        try:
+            for i in range(20):
+                _write_run(store, f"r{i:02d}")
+            store.flush()
+            statements: list[str] = []
+
+            def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+                statements.append(statement)
+
+            event.listen(store.engine, "before_cursor_execute", count)
+            runs = store.list_runs(workflow="wf", status="succeeded", batch_id="b1", limit=None)
+            event.remove(store.engine, "before_cursor_execute", count)
+            assert len(runs) == 20
+            assert len(statements) == 1
+        finally:
+            store.close()
+
+    asyncio.run(main())

@@ -161,7 +161,8 @@ class GoldenReviewer:
         step = result.step or ""
         output = self._escalated.pop((result.run_id, step), None)
         if output is None:  # escalated before this reviewer listened: read it from the store
-            records = {s.step: s for s in runner.store.steps(result.run_id)}
+            store = runner.store
+            records = {s.step: s for s in store.steps(result.run_id)} if store is not None else {}
             record = records.get(step)
             output = dict(record.output or {}) if record is not None else {}
         decision, corrected = self.decision(output)

@@ -7,7 +7,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from relayflow.bench.collector import (
     Collector,
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from relayflow.engine.batch import Item
     from relayflow.engine.runner import Runner, RunResult
     from relayflow.schema.workflow import Workflow
+    from relayflow.store.protocol import RunStore
 
 #: the items of one pass, at most ``limit`` of them, the same ones on every call
 Items = Callable[[int], Iterable["Item"] | AsyncIterable["Item"]]
@@ -99,7 +100,7 @@ def cpu_seconds() -> float:
 async def bench_workflow(
     workflow: Workflow,
     *,
-    store: Any,
+    store: str | RunStore | None,
     options: BenchOptions = BenchOptions(),
     items: Items | None = None,
     inputs_name: str | None = None,

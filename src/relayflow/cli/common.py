@@ -19,6 +19,7 @@ from relayflow.cli.output import Terminated, UserError
 
 if TYPE_CHECKING:
     from relayflow.schema.workflow import Workflow
+    from relayflow.store.protocol import RunStore
     from relayflow.store.records import RunRecord
     from relayflow.store.sql_store import SqlStore
 
@@ -74,7 +75,7 @@ def open_store(store: str | None) -> SqlStore:
     return SqlStore(str(Path(location).expanduser()) if "://" not in location else location)
 
 
-def find_run(store: SqlStore, run_id: str) -> RunRecord:
+def find_run(store: RunStore, run_id: str) -> RunRecord:
     """The run whose id is ``run_id`` or starts with it (the prefix must be unique)."""
     exact = store.get_run(run_id)
     if exact is not None:
@@ -99,7 +100,7 @@ def load_workflow(path: str | Path) -> Workflow:
     return dataclasses.replace(workflow, file=workflow.file.resolve())
 
 
-def workflow_of_run(store: SqlStore, run: RunRecord, given: Path | None) -> Workflow:
+def workflow_of_run(store: RunStore, run: RunRecord, given: Path | None) -> Workflow:
     """The workflow a run was started from: ``--workflow``, else its batch's recorded file."""
     from relayflow.spec.variants import workflow_for_run
 

@@ -36,8 +36,8 @@ from relayflow.cli.output import (
 if TYPE_CHECKING:
     from relayflow.engine.runner import RunResult
     from relayflow.schema.workflow import Workflow
+    from relayflow.store.protocol import RunStore
     from relayflow.store.records import ReviewRecord
-    from relayflow.store.sql_store import SqlStore
 
 app = typer.Typer(
     help="Review escalated steps: list, show, approve, correct.", no_args_is_help=True
@@ -170,7 +170,7 @@ def correct(
     _decide(review_id, "correct", (base, list(sets or [])), reviewer, workflow_file, store)
 
 
-def find_review(store: SqlStore, review_id: str) -> ReviewRecord:
+def find_review(store: RunStore, review_id: str) -> ReviewRecord:
     """The review with this id, or the pending review of the run with this id (or prefix)."""
     review = store.get_review(review_id)
     if review is not None:
@@ -267,7 +267,7 @@ async def _resume(
         return await runner.decide(review.run_id, review.step, decision, output, reviewer)
 
 
-def _guidance(store: SqlStore, review: ReviewRecord) -> tuple[str | None, list[str]]:
+def _guidance(store: RunStore, review: ReviewRecord) -> tuple[str | None, list[str]]:
     """The step's ``instructions`` and ``show`` fields from its workflow file, when found."""
     from relayflow.errors import RelayflowError
 

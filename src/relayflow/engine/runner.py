@@ -36,6 +36,7 @@ from relayflow.spec.secrets import workflow_secrets
 if TYPE_CHECKING:
     from relayflow.engine.batch import Item
     from relayflow.store.cache import CachedStep
+    from relayflow.store.protocol import RunStore, StepCacheStore
 
 FinalStatus = Literal["succeeded", "failed", "cancelled", "waiting_review"]
 
@@ -78,8 +79,9 @@ class _Stop:
 class Runner:
     """Executes runs of one workflow. Use as ``async with Runner(wf, store=…) as runner``.
 
-    ``store`` is a URL or path of the durable store (SQLite/PostgreSQL), an object with the
-    store's interface, or None for in-memory runs. ``consumers`` receive every event.
+    ``store`` is a URL or path of the durable store (SQLite/PostgreSQL), a ``RunStore``
+    (store/protocol.py), or None for in-memory runs. A store opened here from a URL is closed
+    by ``close``; a store given is the caller's to close. ``consumers`` receive every event.
     ``use_cache=False`` runs every step even where the workflow allows the step cache.
     """
 
@@ -87,7 +89,7 @@ class Runner:
         self,
         workflow: Workflow,
         *,
-        store: Any = None,
+        store: str | RunStore | None = None,
         consumers: Sequence[ev.Consumer] = (),
         executor: Executor | None = None,
         max_threads: int | None = None,
@@ -96,7 +98,10 @@ class Runner:
         self.workflow = workflow
         self._use_cache = use_cache
         self._store_arg = store
-        self.store: Any = None
+        self.store: RunStore | None = None
+        self._cache: StepCacheStore | None = None
+        #: whether ``store`` was opened here (from a URL), so that ``close`` closes it
+        self._owns_store = False
         self.bus = ev.EventBus(list(consumers))
         self.executor: Executor = executor or LocalExecutor(max_threads)
         self._plan: Plan | None = None
@@ -134,27 +139,24 @@ class Runner:
             from relayflow.store.sql_store import SqlStore
 
             self.store = SqlStore(self._store_arg)
+            self._owns_store = True
         else:
             self.store = self._store_arg
-        ctx = dataclasses.replace(
-            ctx, store_url=getattr(self.store, "url", None), workflow=wf, emit=self.bus.emit
-        )
+        url = self.store.url if self.store is not None else None
+        ctx = dataclasses.replace(ctx, store_url=url, workflow=wf, emit=self.bus.emit)
         if self.store is not None:
             self.bus.subscribe(self.store)
         # built once per runner; with no secret configured, scrubbing data is one truth test
-        self._scrub = scrub = remember(
-            workflow_secrets(wf) | url_secrets(getattr(self.store, "url", None))
-        )
+        self._scrub = scrub = remember(workflow_secrets(wf) | url_secrets(url))
         self._scrubbing = bool(scrub)
         plan = build_plan(wf, ctx)
         await self.executor.start()
         for node in plan.nodes:
             await node.agent.prepare()
         self._versions = [scrub.data(dict(node.agent.versions())) for node in plan.nodes]
+        self._cache = self.store.cache if self._use_cache and self.store is not None else None
         self._policies = [
-            cache_policy(node.config, wf.spec.cache)
-            if self._use_cache and getattr(self.store, "cache", None)
-            else None
+            cache_policy(node.config, wf.spec.cache) if self._cache is not None else None
             for node in plan.nodes
         ]
         self._keys = [
@@ -198,7 +200,8 @@ class Runner:
                     await node.agent.close()
             await self.executor.shutdown()
         finally:
-            if self.store is not None and hasattr(self.store, "close"):
+            if self.store is not None and self._owns_store:
+                self._owns_store = False
                 self.store.close()
 
     # ---- one run ----------------------------------------------------------------------------
@@ -336,7 +339,7 @@ class Runner:
             await ev.settle(waits)
         return await self.resume(run_id)
 
-    def _require_store(self) -> Any:
+    def _require_store(self) -> RunStore:
         if self.store is None:
             raise StoreError("this needs a store: pass store='runs.db' (or a database URL)")
         return self.store
@@ -523,8 +526,9 @@ class Runner:
             result = self._scrubbed(result)
         static = self._versions[node.index]
         versions = {**static, **result.versions} if result.versions else static
-        if key is not None:
-            self.store.cache.put(
+        cache = self._cache
+        if key is not None and cache is not None:  # a key is made only where there is a cache
+            cache.put(
                 key,
                 workflow=self.workflow.name,
                 step=node.name,
@@ -588,9 +592,10 @@ class Runner:
         emit = bus.emit
         key = None
         keys = self._keys[node.index]
-        if keys is not None:
+        cache = self._cache
+        if keys is not None and cache is not None:
             key = keys.key(handoff.data)
-            hit = self.store.cache.get(key)
+            hit = cache.get(key)
             if hit is not None:
                 return await self._from_cache(node, handoff, run_id, hit)
         attempt = 0

@@ -21,15 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
-
 from relayflow.errors import Problem, SpecError, StoreError
 from relayflow.schema.workflow import Workflow
 from relayflow.server import confine
 from relayflow.spec.loader import load_spec_text
-from relayflow.store import schema
+from relayflow.store.protocol import WorkflowCatalogStore
+from relayflow.store.records import WorkflowVersionRecord
 
 Source = Literal["yaml", "bundle", "path"]
 
@@ -48,8 +45,10 @@ class Prepared:
 
 
 class Catalog:
-    def __init__(self, engine: Engine, workflows_dir: Path, roots: Sequence[Path] = ()) -> None:
-        self.engine = engine
+    def __init__(
+        self, store: WorkflowCatalogStore, workflows_dir: Path, roots: Sequence[Path] = ()
+    ) -> None:
+        self.store = store
         self.dir = workflows_dir
         self.roots = tuple(roots)
         self._loaded: dict[tuple[str, str], Workflow] = {}
@@ -157,85 +156,48 @@ class Catalog:
     ) -> Workflow:
         """Record the version (once) and this registration (always), in one transaction."""
         key = (workflow.name, workflow.version)
-        t = schema.workflow_versions
-        now = time.time()
-        try:
-            with self.engine.begin() as conn:
-                exists = conn.execute(
-                    select(t.c.version).where(t.c.name == key[0], t.c.version == key[1])
-                ).first()
-                if exists is None:
-                    conn.execute(
-                        t.insert().values(
-                            name=key[0],
-                            version=key[1],
-                            file=str(workflow.file),
-                            text=prepared.text,
-                            registered_by=by,
-                            created=now,
-                        )
-                    )
-                conn.execute(
-                    schema.workflow_registrations.insert().values(
-                        registration_id=secrets.token_hex(8),
-                        workflow=key[0],
-                        version=key[1],
-                        token_id=token_id,
-                        registered_by=by,
-                        ts=now,
-                        source=prepared.source,
-                        files_hash=prepared.files_hash,
-                        runs_code=int(prepared.runs_code),
-                    )
-                )
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write the workflow catalog: {exc}") from exc
+        self.store.keep_workflow_version(
+            WorkflowVersionRecord(
+                name=workflow.name,
+                version=workflow.version,
+                file=str(workflow.file),
+                text=prepared.text,
+                registered_by=by,
+                created=time.time(),
+            ),
+            token_id=token_id,
+            source=prepared.source,
+            files_hash=prepared.files_hash,
+            runs_code=prepared.runs_code,
+        )
         self._loaded[key] = workflow
         return workflow
 
     def registrations(self, name: str) -> list[dict[str, Any]]:
         """Every registration of ``name``, newest first."""
-        t = schema.workflow_registrations
-        q = select(t).where(t.c.workflow == name).order_by(t.c.ts.desc())
-        return [{**r._mapping, "runs_code": bool(r.runs_code)} for r in self._read(q)]
+        return self.store.workflow_registrations(name)
 
     def names(self) -> list[str]:
-        t = schema.workflow_versions
-        return [r[0] for r in self._read(select(t.c.name).distinct().order_by(t.c.name))]
+        return self.store.workflow_names()
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         """Every version of ``name``, newest first (empty: no such workflow)."""
-        t = schema.workflow_versions
-        q = (
-            select(t.c.version, t.c.file, t.c.created, t.c.registered_by)
-            .where(t.c.name == name)
-            .order_by(t.c.created.desc())
-        )
-        return [dict(r._mapping) for r in self._read(q)]
+        return self.store.workflow_versions(name)
 
     def load(self, name: str, version: str) -> Workflow | None:
         """The workflow of a registered version, loaded from its kept text (None: unknown)."""
         key = (name, version)
         if key in self._loaded:
             return self._loaded[key]
-        t = schema.workflow_versions
-        rows = self._read(select(t).where(t.c.name == name, t.c.version == version))
-        if not rows:
+        row = self.store.workflow_version(name, version)
+        if row is None:
             return None
-        row = rows[0]
         # the registered version: a bundle's hashes its files too, not only the text
         workflow = dataclasses.replace(
             load_spec_text(row.text, Path(row.file)), name=name, version=row.version
         )
         self._loaded[key] = workflow
         return workflow
-
-    def _read(self, query: Any) -> list[Any]:
-        try:
-            with self.engine.connect() as conn:
-                return list(conn.execute(query))
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read the workflow catalog: {exc}") from exc
 
 
 def _shown_as(problem: Problem, staging: Path, name: str) -> Problem:

@@ -30,18 +30,16 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import delete, select, update
-
 from relayflow.core import events as ev
 from relayflow.core.ids import new_id
-from relayflow.errors import AccessDenied, Conflict, NotFound, StoreError, Unauthenticated
+from relayflow.errors import AccessDenied, Conflict, NotFound, Unauthenticated
 from relayflow.govern.access import Action, Token, TokenStore, needed_for
 from relayflow.govern.principal import Principal
 from relayflow.observe.metrics import PrometheusMetrics
 from relayflow.scrub import get_logger
 from relayflow.server.catalog import Catalog, Prepared
 from relayflow.server.events import NAMES, EventHub, event_json
-from relayflow.server.idempotency import Claim, IdempotencyKeys, Kind, body_hash
+from relayflow.server.idempotency import Kind, body_hash
 from relayflow.server.pool import WorkerPool
 from relayflow.server.redact import Redactor
 from relayflow.server.schemas import (
@@ -62,13 +60,13 @@ from relayflow.server.schemas import (
     WorkflowVersion,
 )
 from relayflow.server.summary import workflow_metrics
-from relayflow.store import schema
+from relayflow.store.database import sqlite_file
 
 if TYPE_CHECKING:
     from relayflow.engine.runner import Runner, RunResult
     from relayflow.schema.workflow import Workflow
-    from relayflow.store.records import ReviewRecord, RunRecord, StepRecord
-    from relayflow.store.sql_store import SqlStore
+    from relayflow.store.protocol import ServerStore
+    from relayflow.store.records import KeyClaim, ReviewRecord, RunRecord, StepRecord
 
 log = get_logger("relayflow.server")
 
@@ -99,7 +97,7 @@ class Operations:
         self.metrics_access = metrics_access
         self.metrics = PrometheusMetrics()
         self.hub = EventHub()
-        self.store: SqlStore
+        self.store: ServerStore
         self.tokens: TokenStore
         self.catalog: Catalog
         self.pool: WorkerPool
@@ -110,19 +108,19 @@ class Operations:
         """Open the store and start what a previous server left queued or running."""
         from relayflow.store.sql_store import SqlStore
 
-        self.store = SqlStore(self.store_url)
-        self.tokens = TokenStore(self.store.engine)
-        self.catalog = Catalog(self.store.engine, self._default_dir(), self.workflow_roots)
-        self.keys = IdempotencyKeys(self.store.engine)
+        store = SqlStore(self.store_url)
+        self.store = store
+        self.tokens = TokenStore(store.engine)
+        self.catalog = Catalog(store, self._default_dir(), self.workflow_roots)
         self.pool = WorkerPool(self.store, [self.hub, self.metrics], self.workers)
         await self._recover()
 
     def _default_dir(self) -> Path:
         if self._workflows_dir is not None:
             return Path(self._workflows_dir)
-        database = self.store.engine.url.database
-        if self.store.engine.dialect.name == "sqlite" and database and database != ":memory:":
-            return Path(database).absolute().parent / "workflows"
+        database = sqlite_file(self.store.url)
+        if database is not None:
+            return database.absolute().parent / "workflows"
         return Path(".relayflow") / "workflows"
 
     async def close(self) -> None:
@@ -132,24 +130,22 @@ class Operations:
             self.store.close()
 
     async def _recover(self) -> None:
-        runs, owners = schema.runs, schema.server_runs
-        rows = self.store._select(
-            select(runs.c.run_id, runs.c.status, owners.c.token_id)
-            .join(owners, owners.c.run_id == runs.c.run_id)
-            .where(runs.c.status.in_(("queued", "running")))
-            .order_by(runs.c.started)
-        )
-        for run_id, status, token_id in rows:
-            record = self.store.get_run(run_id)
-            workflow = self._workflow_of(record) if record else None
-            if record is None or workflow is None:
-                log.warning("run %s: its workflow version is not registered; left as is", run_id)
+        rows = self.store.owned_runs(("queued", "running"))
+        for owned in rows:
+            record, token_id = owned.run, owned.token_id
+            workflow = self._workflow_of(record)
+            if workflow is None:
+                log.warning(
+                    "run %s: its workflow version is not registered; left as is", record.run_id
+                )
                 continue
             token = self.tokens.get(token_id) if token_id else None
-            if status == "queued":
+            if record.status == "queued":
                 self._start_run(record, workflow, token)
             else:
-                self.pool.submit(run_id, workflow, _resume_job(run_id), _principal(token))
+                self.pool.submit(
+                    record.run_id, workflow, _resume_job(record.run_id), _principal(token)
+                )
         if rows:
             log.info("picked up %d queued or running runs", len(rows))
 
@@ -312,7 +308,7 @@ class Operations:
             record = self._queue(token, workflow, data, None, item_key, run_id)
         except BaseException:
             if idempotency_key is not None:
-                self.keys.release(token.token_id, name, idempotency_key)
+                self.store.release_key(token.token_id, name, idempotency_key)
             raise
         return self._run_view(token, record, workflow, steps=None), False
 
@@ -341,7 +337,7 @@ class Operations:
         except BaseException:
             # once a run is queued, a retry gets the batch as it is rather than a duplicate
             if idempotency_key is not None and not runs:
-                self.keys.release(token.token_id, name, idempotency_key)
+                self.store.release_key(token.token_id, name, idempotency_key)
             raise
         return BatchView(batch_id=batch_id, workflow=name, runs=runs), False
 
@@ -358,7 +354,9 @@ class Operations:
         the first one created. Conflict when the key came with another request."""
         digest = body_hash(body)
         for _ in range(2):
-            earlier: Claim | None = self.keys.claim(token.token_id, name, key, kind, digest, new)
+            earlier: KeyClaim | None = self.store.claim_key(
+                token.token_id, name, key, kind, digest, new
+            )
             if earlier is None:
                 return None
             if earlier.kind != kind or earlier.body_hash != digest:
@@ -370,20 +368,16 @@ class Operations:
             if self._submitted(kind, earlier.result_id):
                 return earlier.result_id
             # the first request claimed the key but never queued anything (it died)
-            self.keys.release(token.token_id, name, key)
+            self.store.release_key(token.token_id, name, key)
         raise Conflict(f"Idempotency-Key {key!r} is being used by another request: retry")
 
     def _submitted(self, kind: Kind, result_id: str) -> bool:
         if kind == "run":
             return self.store.get_run(result_id) is not None
-        t = schema.runs
-        found = self.store._select(select(t.c.run_id).where(t.c.batch_id == result_id).limit(1))
-        return bool(found)
+        return bool(self.store.list_runs(batch_id=result_id, limit=1))
 
     def _batch_view(self, token: Token, name: str, batch_id: str) -> BatchView:
-        t = schema.runs
-        ids = [r[0] for r in self.store._select(select(t.c.run_id).where(t.c.batch_id == batch_id))]
-        records = [r for r in (self.store.get_run(i) for i in ids) if r is not None]
+        records = self.store.list_runs(batch_id=batch_id, limit=None)
         records.sort(key=lambda r: int(r.item_key) if r.item_key and r.item_key.isdigit() else 0)
         runs = [self._run_view(token, r, self._workflow_of(r), None) for r in records]
         return BatchView(batch_id=batch_id, workflow=name, runs=runs)
@@ -397,15 +391,7 @@ class Operations:
         item_key: str | None,
         run_id: str,
     ) -> RunRecord:
-        self._write(
-            schema.server_runs.insert().values(
-                run_id=run_id,
-                workflow=workflow.name,
-                workflow_version=workflow.version,
-                token_id=token.token_id,
-                created=time.time(),
-            )
-        )
+        self.store.own_run(run_id, workflow.name, workflow.version, token.token_id)
         self.store.record_queued(
             run_id, workflow.name, workflow.version, data, batch_id=batch_id, item_key=item_key
         )
@@ -435,19 +421,16 @@ class Operations:
         limit: int = 50,
     ) -> list[RunView]:
         names = self._readable(token, workflow)
-        t = schema.runs
-        q = select(t.c.run_id).order_by(t.c.started.desc()).limit(limit)
-        q = q.where(t.c.workflow.in_(names))
-        if status:
-            q = q.where(t.c.status == status)
-        if batch_id:
-            q = q.where(t.c.batch_id == batch_id)
-        out = []
-        for (run_id,) in self.store._select(q):
-            record = self.store.get_run(run_id)
-            if record is not None:
-                out.append(self._run_view(token, record, self._workflow_of(record), steps=None))
-        return out
+        records = self.store.list_runs(
+            workflows=names, status=status, batch_id=batch_id, limit=limit
+        )
+        pairs = [(r, self._workflow_of(r)) for r in records]
+        # a redacted view needs the run's steps: read them for all such runs at once
+        redacted = [r.run_id for r, w in pairs if self._hides(token, r, w)]
+        known = self.store.steps_of(redacted) if redacted else {}
+        return [
+            self._run_view(token, r, w, steps=None, known=known.get(r.run_id)) for r, w in pairs
+        ]
 
     def get_run(self, token: Token, run_id: str) -> RunView:
         record = self._readable_run(token, run_id)
@@ -469,12 +452,7 @@ class Operations:
             raise Conflict(f"run {run_id} already ended: {record.status}")
         await self.pool.cancel(run_id)
         self.pool.finish(run_id, "cancelled", f"cancelled by {token.name}")
-        t = schema.reviews
-        self._write(
-            update(t)
-            .where(t.c.run_id == run_id, t.c.status == "pending")
-            .values(status="cancelled")
-        )
+        self.store.cancel_reviews(run_id)
         return self.get_run(token, run_id)
 
     async def resume(self, token: Token, run_id: str) -> RunView:
@@ -497,17 +475,7 @@ class Operations:
 
     def _own(self, run_id: str, workflow: Workflow, token: Token) -> None:
         """Make the server responsible for a run (one started elsewhere, resumed here)."""
-        t = schema.server_runs
-        self._write(delete(t).where(t.c.run_id == run_id))
-        self._write(
-            t.insert().values(
-                run_id=run_id,
-                workflow=workflow.name,
-                workflow_version=workflow.version,
-                token_id=token.token_id,
-                created=time.time(),
-            )
-        )
+        self.store.own_run(run_id, workflow.name, workflow.version, token.token_id)
 
     def _run_view(
         self,
@@ -515,8 +483,11 @@ class Operations:
         record: RunRecord,
         workflow: Workflow | None,
         steps: list[StepRecord] | None,
+        known: list[StepRecord] | None = None,
     ) -> RunView:
-        redactor = self._redactor(token, record, workflow, steps)
+        """The run as ``token`` may see it; with ``steps``, the steps too. ``known``: its
+        steps read already, for redaction only (else read when redaction needs them)."""
+        redactor = self._redactor(token, record, workflow, steps if steps is not None else known)
         output, _ = redactor.mask(record.output)
         views = None
         if steps is not None:
@@ -572,7 +543,7 @@ class Operations:
     ) -> Redactor:
         sensitive: list[str] = []
         deps: Mapping[str, tuple[str, ...]] = {}
-        if workflow is not None and not token.sees_sensitive(record.workflow):
+        if workflow is not None and self._hides(token, record, workflow):
             sensitive = list(workflow.spec.access.sensitive)
             deps = workflow.depends_on
         redactor = Redactor(sensitive, deps, record.input)
@@ -583,6 +554,16 @@ class Operations:
             for s in sorted(steps, key=lambda s: order.get(s.step, len(order))):
                 redactor.see(s.step, s.output)
         return redactor
+
+    @staticmethod
+    def _hides(token: Token, record: RunRecord, workflow: Workflow | None) -> bool:
+        """Whether ``token`` sees the run redacted: it has sensitive steps the token may not
+        read."""
+        return (
+            workflow is not None
+            and bool(workflow.spec.access.sensitive)
+            and not token.sees_sensitive(record.workflow)
+        )
 
     # ---- events -------------------------------------------------------------------------------
 
@@ -693,16 +674,8 @@ class Operations:
         limit: int = 100,
     ) -> list[ReviewView]:
         names = self._readable(token, workflow)
-        t = schema.reviews
-        q = select(t.c.review_id).where(t.c.workflow.in_(names)).order_by(t.c.created)
-        if status:
-            q = q.where(t.c.status == status)
-        out = []
-        for (review_id,) in self.store._select(q.limit(limit)):
-            review = self.store.get_review(review_id)
-            if review is not None:
-                out.append(self._review_view(token, review))
-        return out
+        reviews = self.store.reviews(status=status, workflows=names, limit=limit)
+        return [self._review_view(token, review) for review in reviews]
 
     def get_review(self, token: Token, review_id: str) -> ReviewView:
         return self._review_view(token, self._readable_review(token, review_id))
@@ -716,11 +689,10 @@ class Operations:
 
     def _claim(self, review_id: str) -> tuple[str | None, str | None, float | None]:
         """``(claimed_by, token_id, claimed)`` of a live claim, or Nones."""
-        t = schema.review_claims
-        rows = self.store._select(select(t).where(t.c.review_id == review_id))
-        if not rows or rows[0].claimed < time.time() - self.claim_seconds:
+        claim = self.store.review_claim(review_id)
+        if claim is None or claim.claimed < time.time() - self.claim_seconds:
             return None, None, None
-        return rows[0].claimed_by, rows[0].token_id, rows[0].claimed
+        return claim.claimed_by, claim.token_id, claim.claimed
 
     def claim_review(self, token: Token, review_id: str) -> ReviewView:
         """Take a pending review: others see it claimed until it is decided or released (or
@@ -732,16 +704,7 @@ class Operations:
         by, token_id, _ = self._claim(review_id)
         if by is not None and token_id != token.token_id:
             raise Conflict(f"review {review_id} is claimed by {by}")
-        t = schema.review_claims
-        self._write(delete(t).where(t.c.review_id == review_id))
-        self._write(
-            t.insert().values(
-                review_id=review_id,
-                claimed_by=token.name,
-                token_id=token.token_id,
-                claimed=time.time(),
-            )
-        )
+        self.store.claim_review(review_id, token.name, token.token_id, time.time())
         return self._review_view(token, review)
 
     def release_review(self, token: Token, review_id: str) -> ReviewView:
@@ -750,8 +713,7 @@ class Operations:
         by, token_id, _ = self._claim(review_id)
         if by is not None and token_id != token.token_id and not token.allows("register", None):
             raise Conflict(f"review {review_id} is claimed by {by}, not by you")
-        t = schema.review_claims
-        self._write(delete(t).where(t.c.review_id == review_id))
+        self.store.release_review(review_id)
         return self._review_view(token, review)
 
     async def decide(
@@ -808,8 +770,7 @@ class Operations:
             if task.cancelled() or task.exception() is not None or task.result() is None:
                 raise Conflict(f"the decision on review {review_id} could not be recorded")
         self.store.flush()
-        t = schema.review_claims
-        self._write(delete(t).where(t.c.review_id == review_id))
+        self.store.release_review(review_id)
         return Decision(
             review=self.get_review(token, review_id), run=self.get_run(token, review.run_id)
         )
@@ -880,14 +841,6 @@ class Operations:
     def counts(self) -> tuple[int, int]:
         """``(queued, executing)`` in this server's pool now."""
         return len(self.pool.tasks) - len(self.pool.executing), len(self.pool.executing)
-
-    def _write(self, stmt: Any) -> None:
-        self.store.flush()
-        try:
-            with self.store.engine.begin() as conn:
-                conn.execute(stmt)
-        except Exception as exc:  # the driver's own errors
-            raise StoreError(f"cannot write to the store: {exc}") from exc
 
 
 def _principal(token: Token | None) -> Principal | None:

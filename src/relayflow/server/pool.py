@@ -2,7 +2,8 @@
 executing at once (asyncio tasks), each under the principal that submitted it.
 
 Every runner writes to the one shared store, so the service reads what the runners wrote at
-once. On shutdown the store stops listening before the tasks are cancelled: an interrupted run
+once; a runner never closes a store it was given: the server closes it, last. On shutdown
+the store stops listening before the tasks are cancelled: an interrupted run
 stays ``running`` in the store and the next server resumes it (its in-flight steps run again).
 """
 
@@ -21,33 +22,16 @@ from relayflow.scrub import get_logger, scrub
 if TYPE_CHECKING:
     from relayflow.engine.runner import Runner, RunResult
     from relayflow.schema.workflow import Workflow
-    from relayflow.store.sql_store import SqlStore
+    from relayflow.store.protocol import RunStore
 
 log = get_logger("relayflow.server")
 
 Job = Callable[["Runner"], Awaitable["RunResult"]]
 
 
-class SharedStore:
-    """The server's store as a runner sees it: everything but ``close`` (the server closes it)."""
-
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def handle(self, event: ev.Event) -> Any:
-        return self._store.handle(event)
-
-    def close(self) -> None:
-        """Kept open: other runners share it."""
-
-
 class WorkerPool:
-    def __init__(self, store: SqlStore, consumers: Sequence[ev.Consumer], workers: int) -> None:
+    def __init__(self, store: RunStore, consumers: Sequence[ev.Consumer], workers: int) -> None:
         self.store = store
-        self.shared = SharedStore(store)
         self._consumers = list(consumers)
         self._slots = asyncio.Semaphore(max(1, workers))
         self._runners: dict[tuple[str, str], Runner] = {}
@@ -66,7 +50,7 @@ class WorkerPool:
         async with lock:
             runner = self._runners.get(key)
             if runner is None:
-                runner = Runner(workflow, store=self.shared, consumers=self._consumers)
+                runner = Runner(workflow, store=self.store, consumers=self._consumers)
                 await runner.start()
                 self._runners[key] = runner
             return runner
@@ -132,7 +116,7 @@ class WorkerPool:
         self._closing = True
         for runner in self._runners.values():
             with contextlib.suppress(ValueError):
-                runner.bus.unsubscribe(self.shared)
+                runner.bus.unsubscribe(self.store)
         tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()

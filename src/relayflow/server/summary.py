@@ -3,48 +3,24 @@ from recorded runs and steps instead of live events."""
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any
-
-from sqlalchemy import func, select
+from collections.abc import Sequence
 
 from relayflow.bench.collector import RunMeasure, StepTime, figures, step_summaries
 from relayflow.server.schemas import AgentSummary, WorkflowMetrics
-from relayflow.store import schema
+from relayflow.store.protocol import RunReads
+from relayflow.store.records import RunRecord, StepRecord
 
 
 def workflow_metrics(
-    store: Any, workflow: str, agents: list[str], *, limit: int = 1000
+    store: RunReads, workflow: str, agents: list[str], *, limit: int = 1000
 ) -> WorkflowMetrics:
     """Figures over the workflow's ``limit`` most recent runs; ``agents`` orders the steps."""
-    runs_t, steps_t, reviews_t = schema.runs, schema.steps, schema.reviews
-    by_status = {
-        status: n
-        for status, n in store._select(
-            select(runs_t.c.status, func.count())
-            .where(runs_t.c.workflow == workflow)
-            .group_by(runs_t.c.status)
-        )
-    }
-    recent = (
-        select(runs_t.c.run_id)
-        .where(runs_t.c.workflow == workflow)
-        .order_by(runs_t.c.started.desc())
-        .limit(limit)
-        .subquery()
-    )
-    runs = store._select(select(runs_t).where(runs_t.c.run_id.in_(select(recent.c.run_id))))
-    steps = store._select(select(steps_t).where(steps_t.c.run_id.in_(select(recent.c.run_id))))
-    escalated = Counter(
-        r[0]
-        for r in store._select(
-            select(reviews_t.c.run_id).where(reviews_t.c.run_id.in_(select(recent.c.run_id)))
-        )
-    )
-    by_run: dict[str, list[Any]] = {}
-    for step in steps:
-        by_run.setdefault(step.run_id, []).append(step)
-    measures = [_measure(run, by_run.get(run.run_id, []), escalated[run.run_id]) for run in runs]
+    history = store.workflow_history(workflow, limit=limit)
+    by_status = dict(history.by_status)
+    measures = [
+        _measure(run, history.steps.get(run.run_id, ()), history.escalations.get(run.run_id, 0))
+        for run in history.runs
+    ]
     fig = figures(measures, 0.0, 0.0)
     agents_out = [
         AgentSummary(
@@ -72,7 +48,7 @@ def workflow_metrics(
     )
 
 
-def _measure(run: Any, steps: list[Any], escalations: int) -> RunMeasure:
+def _measure(run: RunRecord, steps: Sequence[StepRecord], escalations: int) -> RunMeasure:
     finished = [s for s in steps if s.status == "finished" and s.started and s.ended]
     starts = [s.started for s in steps if s.started is not None]
     ends = [s.ended for s in steps if s.ended is not None]
@@ -93,8 +69,9 @@ def _measure(run: Any, steps: list[Any], escalations: int) -> RunMeasure:
         failed_attempts=sum(s.status == "failed" for s in steps),
         escalations=escalations,
         steps=tuple(
-            StepTime(s.step, s.agent_type, s.attempt, s.started, s.ended, s.actor, s.model_seconds)
+            StepTime(s.step, s.agent_type, s.attempt, started, ended, s.actor, s.model_seconds)
             for s in finished
+            if (started := s.started) is not None and (ended := s.ended) is not None
         ),
         output=None,
         error=run.error,

@@ -1,22 +1,28 @@
 """The step cache's storage: results kept in the run store's database, with an in-process
-mirror so that a lookup never forces a write of the store's log."""
+mirror so that a lookup never forces a write of the store's log.
+
+It is given the store's two primitives (a read of what is committed, a write nobody waits on)
+rather than the store itself, so that it knows nothing of the store that holds it."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
 from relayflow.core.result import Usage
 from relayflow.store import schema
-from relayflow.store.statements import dumps, loads
+from relayflow.store.rows import Write
+from relayflow.store.statements import Statement, dumps, loads
 
-if TYPE_CHECKING:
-    from relayflow.store.sql_store import SqlStore
+#: runs a query on what the database holds now, without writing what is pending
+ReadCommitted = Callable[[Any], list[Any]]
+#: queues writes that nobody waits on (committed within moments)
+WriteSoon = Callable[[list[Write]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +39,12 @@ class StepCache:
     """Get and put cached step results. Entries written by this process are served from memory
     (bounded); others are read from the database."""
 
-    def __init__(self, store: SqlStore, memory: int = 4096) -> None:
-        self._store = store
+    def __init__(
+        self, read: ReadCommitted, write: WriteSoon, upsert: Statement, memory: int = 4096
+    ) -> None:
+        self._read_committed = read
+        self._write = write
+        self._upsert = upsert
         self._memory: OrderedDict[str, CachedStep] = OrderedDict()
         self._size = memory
 
@@ -89,7 +99,7 @@ class StepCache:
             "created": now,
             "expires": expires,
         }
-        self._store.write([(self._store.statements.cache_upsert, row)])
+        self._write([(self._upsert, row)])
 
     def _remember(self, key: str, entry: CachedStep) -> None:
         self._memory[key] = entry
@@ -99,7 +109,7 @@ class StepCache:
 
     def _read(self, key: str) -> CachedStep | None:
         t = schema.step_cache
-        rows = self._store.select_committed(select(t).where(t.c.key == key))
+        rows = self._read_committed(select(t).where(t.c.key == key))
         if not rows:
             return None
         r = rows[0]

@@ -1,4 +1,4 @@
-"""Read-only views of what the store holds: runs, steps, reviews, batches."""
+"""Read-only views of what the store holds: runs, steps, reviews, batches, claims, keys."""
 
 from __future__ import annotations
 
@@ -117,3 +117,54 @@ class BudgetAlertRecord:
     count: int
     first: float
     last: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRecord:
+    """Who took a pending review, and when (the review queue's claim)."""
+
+    review_id: str
+    claimed_by: str
+    token_id: str | None
+    claimed: float
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedRun:
+    """A run the server took responsibility for, and the token that submitted it."""
+
+    run: RunRecord
+    token_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowHistory:
+    """A workflow's recent runs as the figures need them: how many runs are in each status
+    (all of them), and the latest runs with their steps and how often each escalated."""
+
+    by_status: Mapping[str, int]
+    runs: tuple[RunRecord, ...]
+    steps: Mapping[str, tuple[StepRecord, ...]]
+    escalations: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """An ``Idempotency-Key`` as stored: the kind and body hash of the request that claimed it,
+    and the id (of a run or a batch) it stands for."""
+
+    kind: str
+    body_hash: str
+    result_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowVersionRecord:
+    """A registered version of a workflow: its text and where its files are."""
+
+    name: str
+    version: str
+    file: str
+    text: str
+    registered_by: str | None
+    created: float

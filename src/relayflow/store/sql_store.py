@@ -15,32 +15,29 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from relayflow.core import events as ev
 from relayflow.errors import StoreError
 from relayflow.store.cache import StepCache
+from relayflow.store.catalog import CatalogQueries
+from relayflow.store.costs import CostQueries
+from relayflow.store.database import open_engine, sqlite_file, store_url
+from relayflow.store.database import reason as _reason
+from relayflow.store.idempotency import IdempotencyQueries
 from relayflow.store.journal import Journal, discard, orphaned_logs
 from relayflow.store.migrations import ensure_schema
-from relayflow.store.reads import StoreReads
+from relayflow.store.reviews import ReviewQueries
 from relayflow.store.rows import Write, run_started_row, writes_for
+from relayflow.store.runs import RunQueries
 from relayflow.store.statements import Statement, Statements, dumps
 
-
-def store_url(url_or_path: str) -> str:
-    """Accept a SQLAlchemy URL or a bare file path (meaning SQLite)."""
-    return url_or_path if "://" in url_or_path else f"sqlite:///{url_or_path}"
+__all__ = ["SqlStore", "store_url"]
 
 
-def _reason(exc: BaseException) -> str:
-    """The driver's own message, without SQLAlchemy's background link."""
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-
-
-class SqlStore(StoreReads):
-    """A store at a path or URL (``runs.db``, ``sqlite:///runs.db``, ``postgresql+psycopg://…``)."""
+class SqlStore(RunQueries, ReviewQueries, CostQueries, IdempotencyQueries, CatalogQueries):
+    """A store at a path or URL (``runs.db``, ``sqlite:///runs.db``, ``postgresql+psycopg://…``):
+    the ``ServerStore`` contract (protocol.py) on SQLite and PostgreSQL."""
 
     #: rows logged but not yet in the database before a checkpoint is forced
     CHECKPOINT_ROWS = 4000
@@ -49,10 +46,7 @@ class SqlStore(StoreReads):
 
     def __init__(self, url: str, *, journal: bool | None = None) -> None:
         self.url = store_url(url)
-        try:
-            self.engine = _create_engine(self.url)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store at {self.url}: {_reason(exc)}") from exc
+        self.engine = open_engine(self.url)
         try:
             ensure_schema(self.engine)
             self._raw: Any = self.engine.raw_connection()
@@ -69,17 +63,14 @@ class SqlStore(StoreReads):
         self._lazy_error: StoreError | None = None
         db_file = self._sqlite_file()
         self._journal: Journal | None = None
-        self.cache = StepCache(self)
+        self.cache = StepCache(self.select_committed, self.write, self.statements.cache_upsert)
         if db_file is not None:
             self._recover(db_file)
             if journal is None or journal:
                 self._journal = Journal(db_file)
 
     def _sqlite_file(self) -> Path | None:
-        database = self.engine.url.database
-        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
-            return None
-        return Path(database)
+        return sqlite_file(self.url)
 
     def _recover(self, db_file: Path) -> None:
         """Apply the logs that writers which died left behind, then remove them."""
@@ -262,36 +253,6 @@ class SqlStore(StoreReads):
         finally:
             self._raw.close()
             self.engine.dispose()
-
-    def _select(self, query: Any) -> list[Any]:
-        self.flush()
-        return self.select_committed(query)
-
-    def select_committed(self, query: Any) -> list[Any]:
-        """Run ``query`` on what is in the database now, without writing what is pending."""
-        try:
-            with self.engine.connect() as conn:
-                return list(conn.execute(query))
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read the store at {self.url}: {_reason(exc)}") from exc
-
-
-def _create_engine(url: str) -> Engine:
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        # WAL + synchronous=NORMAL: a commit survives kill -9 of the process (the WAL is in
-        # the OS's hands) without an fsync per commit.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    return engine
 
 
 def _grouped(writes: list[Write]) -> Iterator[tuple[Statement, list[dict[str, Any]]]]:
