@@ -11,7 +11,6 @@ import pytest
 
 import relayflow
 from relayflow.errors import AgentError, RelayflowError
-from relayflow.learn.registry import Registry
 from relayflow.prompts.registry import (
     move_label,
     prompt_versions,
@@ -20,6 +19,7 @@ from relayflow.prompts.registry import (
     split_pin,
 )
 from relayflow.prompts.templates import PromptTemplate, prompt_hash
+from relayflow.store.registry import Registry
 from tests.engine.helpers import Endpoint, write_workflow
 
 
@@ -51,20 +51,24 @@ def test_split_pin() -> None:
     assert split_pin("reply.jinja@3v") == ("reply.jinja@3v", None)
 
 
-def test_a_template_is_registered_once_per_text_with_its_workflows(
+def test_a_template_is_registered_once_per_text_in_each_workflow_s_history(
     registry: Registry, tmp_path: Path
 ) -> None:
     one = _template(tmp_path, "Answer {{ q }}")
     first = register_prompt(registry, "Ask", one, "support")
+    assert register_prompt(registry, "Ask", one, "support") == first, "registered once"
     again = register_prompt(registry, "Ask", one, "triage")
     assert first.version == again.version == prompt_hash("Answer {{ q }}") == one.version
+    assert (first.workflow, again.workflow) == ("support", "triage")
     assert first.kind == "prompt" and first.artifact == "Answer {{ q }}"
     assert first.target == str((tmp_path / "ask.jinja").resolve())
     two = register_prompt(registry, "Ask", _template(tmp_path, "Reply to {{ q }}"), "support")
     listed = prompt_versions(registry)
-    assert [(v.version, v.workflows) for v in listed] == [
-        (two.version, ("support",)),
-        (first.version, ("support", "triage")),
+    # two workflows with a step of the same name keep two histories
+    assert [(v.workflow, v.version, v.workflows) for v in listed] == [
+        ("support", two.version, ("support",)),
+        ("support", first.version, ("support",)),
+        ("triage", first.version, ("triage",)),
     ]
     # one registry: retraining's view (`relayflow models list`) holds the same versions
     assert {v.version for v in registry.list("Ask")} == {first.version, two.version}

@@ -15,9 +15,9 @@ from sqlalchemy import Engine, create_engine, inspect, select, text
 
 from relayflow.errors import StoreError
 from relayflow.govern.access import TokenStore
-from relayflow.govern.ledger import close_ledgers, ledger_engine
-from relayflow.learn.storage import open_engine
 from relayflow.store import migrations, schema
+from relayflow.store.database import open_database
+from relayflow.store.ledger import close_ledgers, ledger_engine
 from relayflow.store.migrations import SCHEMA_VERSION, Migration, ensure_schema, meta
 from relayflow.store.sql_store import SqlStore
 
@@ -27,8 +27,8 @@ OPEN_ONE = """
 import sys, time
 from pathlib import Path
 from relayflow.govern.access import TokenStore
-from relayflow.govern.ledger import close_ledgers, ledger_engine
-from relayflow.learn.storage import open_engine
+from relayflow.store.ledger import close_ledgers, ledger_engine
+from relayflow.store.database import open_database
 from relayflow.store.sql_store import SqlStore
 
 door, go, url = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
@@ -37,14 +37,14 @@ while not go.exists():
 if door == "store":
     SqlStore(url).close()
 elif door == "tokens":
-    engine = open_engine(url)
+    engine = open_database(url)
     TokenStore(engine)
     engine.dispose()
 elif door == "ledger":
     ledger_engine(url)
     close_ledgers()
 else:
-    open_engine(url, create=True).dispose()
+    open_database(url, create=True).dispose()
 """
 
 DOORS = ("store", "tokens", "ledger", "registry")
@@ -99,7 +99,7 @@ OPENERS: dict[str, Callable[[str, Engine], object]] = {
     "store": lambda url, _engine: SqlStore(url).close(),
     "tokens": lambda _url, engine: TokenStore(engine),
     "ledger": lambda url, _engine: ledger_engine(url),
-    "registry": lambda url, _engine: open_engine(url, create=True).dispose(),
+    "registry": lambda url, _engine: open_database(url, create=True).dispose(),
 }
 
 
@@ -185,24 +185,26 @@ def test_migration_steps_run_in_order_from_the_stored_version_in_one_transaction
 ) -> None:
     ensure_schema(engine)  # a store of today's version
     applied: list[int] = []
+    # the two steps after today's version, and a broken third
+    one, two, three = SCHEMA_VERSION + 1, SCHEMA_VERSION + 2, SCHEMA_VERSION + 3
 
     def step(version: int) -> Callable[..., None]:
         return lambda conn: applied.append(version)
 
     def broken(conn: object) -> None:
-        raise RuntimeError("step 5 is broken")
+        raise RuntimeError(f"step {three} is broken")
 
-    steps = (*migrations.MIGRATIONS, *(Migration(v, f"step {v}", step(v)) for v in (3, 4)))
+    steps = (*migrations.MIGRATIONS, *(Migration(v, f"step {v}", step(v)) for v in (one, two)))
     monkeypatch.setattr(migrations, "MIGRATIONS", steps)
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 4)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", two)
     ensure_schema(engine)
-    assert applied == [3, 4]
-    assert _version(engine) == [("schema_version", "4")]
+    assert applied == [one, two]
+    assert _version(engine) == [("schema_version", str(two))]
     ensure_schema(engine)
-    assert applied == [3, 4]  # an up-to-date store runs nothing
+    assert applied == [one, two]  # an up-to-date store runs nothing
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", (*steps, Migration(5, "broken", broken)))
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 5)
-    with pytest.raises(RuntimeError, match="step 5 is broken"):
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*steps, Migration(three, "broken", broken)))
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", three)
+    with pytest.raises(RuntimeError, match=f"step {three} is broken"):
         ensure_schema(engine)
-    assert _version(engine) == [("schema_version", "4")]  # nothing half-done was kept
+    assert _version(engine) == [("schema_version", str(two))]  # nothing half-done was kept

@@ -12,10 +12,10 @@ from typing import Literal
 from relayflow.errors import RelayflowError
 from relayflow.learn.card import GoldenScores
 from relayflow.learn.data import Fields
-from relayflow.learn.registry import Kind, Registry
 from relayflow.providers.base import Provider
 from relayflow.schema.file import InferenceConfig
 from relayflow.schema.workflow import Workflow
+from relayflow.store.registry import Kind, Registry
 
 Decision = Literal["promoted", "rejected", "unchanged"]
 
@@ -203,7 +203,9 @@ async def run_retrain(
     few-shot examples (its golden evaluation calls the model through ``get_provider``)."""
     workflow = request.workflow
     target = resolve_target(workflow, request.target)
-    registry = await asyncio.to_thread(Registry, request.store, artifacts=request.artifacts)
+    registry = await asyncio.to_thread(
+        Registry, request.store, workflow=workflow.name, artifacts=request.artifacts
+    )
     try:
         if target.kind == "sklearn":
             from relayflow.learn.sklearn_job import retrain_sklearn
