@@ -124,7 +124,8 @@ def resolve(registry: Registry, ref: str) -> ModelVersion:
     template file alone (its production version, else its newest)."""
     if "@" in ref:
         owner, _, what = ref.rpartition("@")
-        keys = prompt_keys(registry, owner)
+        # a label or hash may tell the workflows apart; `_one` names them when it does not
+        keys = prompt_keys(registry, owner, one_workflow=False)
         found = [v for key in keys for v in _by_label_or_hash(registry, key, what)]
         if not found:
             raise RelayflowError(
