@@ -1,5 +1,5 @@
 """The budget ledger: what each workflow, team and token spent per period, kept in the run
-store's database, with holds for the model calls in flight.
+store's database (store/ledger.py keeps the rows), with holds for the model calls in flight.
 
 Reserving is one transaction that reads the counters, the live holds and writes a hold, so no
 two callers can both take the last of a budget: SQLite starts it with ``BEGIN IMMEDIATE`` (the
