@@ -34,6 +34,7 @@ check: install
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PIP) install --quiet -e '.[$(EXTRAS),bench]'

@@ -66,7 +66,7 @@ def bench_args(workflow: str, limit: int, store: Path, out: Path, cache: bool) -
 
 def bench(args: list[str]) -> None:
     print("$", " ".join(args[1:]), flush=True)
-    subprocess.run(args, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(args, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)  # noqa: S603 - our own CLI, argv without a shell
 
 
 def figures(path: Path) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def cache_work(calls: int = 1000) -> dict[str, float]:
         store = SqlStore(str(Path(folder) / "runs.db"))  # a new store: reads go to the database
         start = time.perf_counter()
         for i in range(calls):
-            assert store.cache.get(keys.key({**item, "id": str(i)})) is not None
+            assert store.cache.get(keys.key({**item, "id": str(i)})) is not None  # noqa: S101 - the benchmark's sanity check: every read is a hit
         get = (time.perf_counter() - start) / calls * 1e6
         store.close()
     return {"key_and_put_us": put, "key_and_get_from_database_us": get}
@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="cold/warm pairs per workflow")
     parser.add_argument("--limit-support", type=int, default=20, help="tickets per pass")
     parser.add_argument("--limit-summaries", type=int, default=10, help="papers per pass")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/cachebench"))
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/cachebench"))  # noqa: S108 - a default scratch folder the user may change
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--collect-only", action="store_true", help="read an earlier run")
     args = parser.parse_args()

@@ -112,7 +112,7 @@ async def drive(
     runs: int,
     clients: int,
     workflow: str = NAME,
-    timeout: float = 600.0,
+    timeout: float = 600.0,  # noqa: ASYNC109 - the load run's length, passed on to the client, not a wait
 ) -> Load:
     """Submit ``runs`` runs from ``clients`` concurrent clients while one reviewer decides
     the queue (every 20th item corrected, the rest approved); return when every run is final."""
@@ -280,7 +280,7 @@ def serve(store: str, folder: Path, workers: int) -> Iterator[str]:
     command = [sys.executable, "-m", "relayflow", "serve", "--store", store, "--port", str(port)]
     command += ["--workers", str(workers), "--log-level", "warning"]
     command += ["--workflow-root", str(folder)]  # the workflow is registered by its path
-    process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - our own server command, argv without a shell
     try:
         deadline = time.monotonic() + 60
         while True:

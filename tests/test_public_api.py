@@ -13,7 +13,11 @@ EXPECTED = [
     "AgentError",
     "BudgetExceeded",
     "CircuitOpen",
+    "ConfigError",
+    "Conflict",
     "Handoff",
+    "InputError",
+    "NotFound",
     "Problem",
     "ProviderError",
     "ProviderTimeout",
@@ -24,6 +28,7 @@ EXPECTED = [
     "Runner",
     "SpecError",
     "StoreError",
+    "Unauthenticated",
     "Usage",
     "Workflow",
     "assign_variant",
@@ -44,7 +49,17 @@ def test_error_tree() -> None:
     assert issubclass(relayflow.SpecError, relayflow.RelayflowError)
     assert issubclass(relayflow.ProviderTimeout, relayflow.ProviderError)
     assert issubclass(relayflow.RateLimited, relayflow.ProviderError)
-    for name in ("AgentError", "StoreError", "BudgetExceeded", "AccessDenied"):
+    for name in (
+        "AgentError",
+        "StoreError",
+        "BudgetExceeded",
+        "AccessDenied",
+        "ConfigError",
+        "Conflict",
+        "InputError",
+        "NotFound",
+        "Unauthenticated",
+    ):
         assert issubclass(getattr(relayflow, name), relayflow.RelayflowError)
 
 

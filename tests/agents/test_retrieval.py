@@ -28,16 +28,18 @@ def agent(ctx: BuildContext, **settings: Any) -> RetrievalAgent:
     return RetrievalAgent(config, ctx)
 
 
-def collect(a: RetrievalAgent) -> list[dict[str, Any]]:
-    async def go() -> list[dict[str, Any]]:
+def collect(a: RetrievalAgent) -> list[Any]:
+    """The source's records, bad ones (BadRecord) included."""
+
+    async def go() -> list[Any]:
         await a.prepare()
         return [r async for r in a.records()]
 
     return asyncio.run(go())
 
 
-def collect_keyed(a: RetrievalAgent) -> list[tuple[str, dict[str, Any]]]:
-    async def go() -> list[tuple[str, dict[str, Any]]]:
+def collect_keyed(a: RetrievalAgent) -> list[tuple[str, Any]]:
+    async def go() -> list[tuple[str, Any]]:
         return [kr async for kr in a.keyed_records()]
 
     return asyncio.run(go())
@@ -196,6 +198,7 @@ def test_streaming_keeps_memory_small(tmp_path: Path, ctx: BuildContext) -> None
         a = agent(ctx, source="big.jsonl")
         n = last = 0
         async for record in a.records():
+            assert isinstance(record, dict)
             n += 1
             last = record["id"]
         return n, last
@@ -220,7 +223,7 @@ def test_stopping_early_closes_the_file(tmp_path: Path, ctx: BuildContext) -> No
     rows = tmp_path / "rows.jsonl"
     rows.write_text("".join(f'{{"i": {i}}}\n' for i in range(1000)))
 
-    async def first_two() -> tuple[list[dict[str, Any]], bool, bool]:
+    async def first_two() -> tuple[list[dict[str, Any] | BadRecord], bool, bool]:
         out = []
         records = agent(ctx, source="rows.jsonl").records()
         async for record in records:
@@ -364,7 +367,7 @@ def test_lookup_template_syntax_error_at_prepare(resources_ctx: BuildContext) ->
 
 
 def _bucket(endpoint: str, name: str, objects: dict[str, bytes]) -> None:
-    import boto3  # type: ignore[import-untyped]
+    import boto3
 
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket=name)

@@ -261,7 +261,7 @@ def test_a_host_from_the_data_reads_only_what_allow_lists(
 
 
 def _bucket(endpoint: str, name: str, objects: dict[str, bytes]) -> None:
-    import boto3  # type: ignore[import-untyped]
+    import boto3
 
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket=name)

@@ -34,6 +34,7 @@ def test_reads_a_file_shipped_in_a_package(tmp_path: Path) -> None:
 
     async def first() -> dict[str, object]:
         async for record in agent.records():
+            assert isinstance(record, dict)
             return record
         raise AssertionError("no record")
 

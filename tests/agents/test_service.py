@@ -22,6 +22,7 @@ from relayflow.agents.service import ServiceAgent, lookup, retry_after_seconds
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import Result, StepInfo
 from relayflow.errors import (
+    AccessDenied,
     AgentError,
     BudgetExceeded,
     CircuitOpen,
@@ -382,15 +383,23 @@ def test_a_remote_escalation_only_flags_when_a_reviewer_follows(ctx: BuildContex
 
 @pytest.mark.parametrize(
     ("status", "error", "raised"),
-    [(422, "AgentError", AgentError), (403, "BudgetExceeded", BudgetExceeded)],
+    [
+        (422, "agent_error", AgentError),
+        (422, "invalid_request", AgentError),
+        (429, "budget_exceeded", BudgetExceeded),
+        (403, "access_denied", AccessDenied),
+    ],
 )
 def test_relayflow_protocol_raises_the_remote_error_kind(
     ctx: BuildContext, status: int, error: str, raised: type[Exception]
 ) -> None:
-    api = served(httpx.Response(status, json={"detail": "it broke", "error": error}))
+    body = {"error": "failed", "type": error, "detail": "it broke", "problems": []}
+    api = served(httpx.Response(status, json=body))
     agent = build(ctx, api, url="http://agents.test", protocol="relayflow")
     with pytest.raises(raised, match="HTTP .*: it broke"):
         one(agent, {"text": "hi"})
+    # the endpoint's verdict, even a 429 for a spent budget, is not worth another attempt
+    assert [r.url.path for r in api.requests].count("/v1/run") == 1
 
 
 def test_relayflow_protocol_refuses_an_endpoint_that_is_not_one(ctx: BuildContext) -> None:

@@ -35,7 +35,7 @@ def spent(cli: Cli) -> Iterator[Cli]:
 
 def rows(text: str) -> dict[str, list[str]]:
     """The body rows of the first table: first cell -> the other cells."""
-    out = {}
+    out: dict[str, list[str]] = {}
     for line in text.splitlines():
         if line.startswith("│"):
             cells = [c.strip() for c in line.strip("│").split("│")]
@@ -48,9 +48,9 @@ def test_the_table_adds_up_cost_tokens_calls_and_runs_per_workflow(spent: Cli) -
     assert result.exit_code == 0, result.output
     table = rows(result.stdout)
     # cost, share, input tokens, output tokens, calls, runs, per run
-    assert table["scoring"] == ["$0.0300", "100%", "0", "0", "3", "3", "$0.0100"]
+    assert table["scoring"] == ["$0.03", "100%", "0", "0", "3", "3", "$0.01"]
     assert "spend per day (UTC)" in result.stdout
-    assert re.search(r"\d{4}-\d\d-\d\d +\$0\.0300 +█+", result.stdout)
+    assert re.search(r"\d{4}-\d\d-\d\d +\$0\.03 +█+", result.stdout)
     # the budget refused the last two runs, and says so
     assert re.search(r"│ hard currency │ +2 │ budget workflow 'scoring' per day", result.stdout)
 

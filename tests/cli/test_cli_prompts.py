@@ -117,8 +117,8 @@ def test_without_a_store_the_error_says_how_to_make_one(cli: Cli) -> None:
 
 def test_a_step_name_in_two_workflows_needs_the_workflow(cli: Cli, project: Path) -> None:
     cli.write("sort.jinja", "Sort {{ q }}\n")
-    triage = project.read_text().replace("name: support", "name: triage")
-    triage = cli.write("triage.yaml", triage.replace("ask.jinja", "sort.jinja"))
+    text = project.read_text().replace("name: support", "name: triage")
+    triage = cli.write("triage.yaml", text.replace("ask.jinja", "sort.jinja"))
     assert cli("prompts", "list", project.name).exit_code == 0
     assert cli("prompts", "list", triage.name).exit_code == 0
 

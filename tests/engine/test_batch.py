@@ -12,8 +12,8 @@ import pytest
 
 import relayflow
 from relayflow.agents.formats import BadRecord
-from relayflow.engine.batch import Item, TooManyBadRecords
-from relayflow.errors import AgentError
+from relayflow.engine.batch import Item
+from relayflow.errors import AgentError, TooManyBadRecords
 from relayflow.store.sql_store import SqlStore
 from tests.engine.helpers import write_workflow
 

@@ -266,14 +266,14 @@ def test_batch_streams_with_bounded_concurrency(tmp_path: Path, store_url: str) 
 
     pulled: list[int] = []
 
-    def items():  # type: ignore[no-untyped-def]
+    def items():
         for i in range(40):
             pulled.append(i)
             yield {"id": i}
 
     async def main() -> list[relayflow.RunResult]:
         async with relayflow.Runner(wf, store=store_url) as runner:
-            out = []
+            out: list[relayflow.RunResult] = []
             async for result in runner.run_batch(items(), concurrency=3):
                 # items are pulled as slots free up, never all at once
                 assert len(pulled) <= len(out) + 4

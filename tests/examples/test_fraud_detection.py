@@ -16,6 +16,7 @@ import pytest
 
 import relayflow
 from relayflow.agents.base import SourceAgent
+from relayflow.agents.formats import BadRecord
 from relayflow.errors import ProviderError
 
 pytest.importorskip("river", reason="river (extra: examples) ships the Phishing data")
@@ -128,6 +129,7 @@ async def _first(runner: relayflow.Runner, count: int) -> AsyncIterator[Mapping[
     try:
         seen = 0
         async for record in records:
+            assert not isinstance(record, BadRecord)
             yield record
             seen += 1
             if seen == count:

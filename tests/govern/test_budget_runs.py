@@ -58,7 +58,7 @@ def test_a_hundred_concurrent_runs_never_pass_a_budget_of_ten_calls(
                 alerts.append(event)
 
     async def main() -> list[relayflow.RunResult]:
-        consumers = [Alerts(), metrics]
+        consumers: list[ev.Consumer] = [Alerts(), metrics]
         async with relayflow.Runner(wf, store=store_url, consumers=consumers) as runner:
             return await asyncio.gather(
                 *(runner.run({"amount": i / 100, "age": 0.5}) for i in range(100))

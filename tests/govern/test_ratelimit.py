@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import relayflow
 from relayflow.agents.base import BuildContext
 from relayflow.govern.budget import guard_for
 from relayflow.govern.ratelimit import RateLimiter, estimate_tokens, rate_limiter
+from relayflow.providers.base import Provider
 from relayflow.schema.file import RateLimitSpec
 from tests.engine.helpers import Endpoint
 
 
-async def _pending(awaitable: asyncio.Future[None] | asyncio.Task[None]) -> bool:
+async def _pending(awaitable: asyncio.Future[Any]) -> bool:
     """Whether ``awaitable`` is still waiting after the loop had time to run it."""
     for _ in range(20):
         await asyncio.sleep(0)
     await asyncio.sleep(0.05)
     return not awaitable.done()
+
+
+def _no_provider(alias: str) -> Provider:
+    raise AssertionError(f"the guard asked for provider {alias!r}")
 
 
 def test_a_call_over_the_request_rate_waits_for_room() -> None:
@@ -88,7 +94,7 @@ def test_workflows_calling_one_endpoint_share_its_limiter(tmp_path: Path) -> Non
             f"  - {{name: ask, type: inference, model: {name}, prompt: hi}}\n"
         )
         wf = relayflow.load_workflow(folder / "workflow.yaml")
-        ctx = BuildContext(wf.base_dir, wf.file, lambda alias: None, workflow=wf)
+        ctx = BuildContext(wf.base_dir, wf.file, _no_provider, workflow=wf)
         guards.append(guard_for(ctx, name))
     one, two = guards
     assert one is not None and two is not None
@@ -100,7 +106,7 @@ def test_a_workflow_without_budget_or_rate_limit_adds_nothing(tmp_path: Path) ->
         "workflow:\n  - {name: ask, type: inference, model: gpt-5x, prompt: hi}\n"
     )
     wf = relayflow.load_workflow(tmp_path / "workflow.yaml")
-    ctx = BuildContext(wf.base_dir, wf.file, lambda alias: None, workflow=wf)
+    ctx = BuildContext(wf.base_dir, wf.file, _no_provider, workflow=wf)
     assert guard_for(ctx, "gpt-5x") is None
 
 

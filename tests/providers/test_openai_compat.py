@@ -22,7 +22,7 @@ LABELS = ["positive", "negative", "neutral"]
 
 
 def answer(content: str, logprobs: list[float] | None = None, model: str = "srv-model") -> Any:
-    lp = None
+    lp: dict[str, Any] | None = None
     if logprobs is not None:
         lp = {
             "content": [

@@ -199,7 +199,7 @@ def wait_for(get: Any, ok: Any, timeout: float = 60) -> Any:
 
 def sse_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(event, data)`` of a text/event-stream response, as they arrive."""
-    name, data = "message", []
+    name, data = "message", list[str]()
     for line in response.iter_lines():
         if line == "":
             if data:

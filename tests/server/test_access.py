@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from relayflow.cli import app
 from relayflow.errors import AccessDenied, SpecError
-from relayflow.govern.access import Grant, TokenStore, hash_token, parse_grant
+from relayflow.govern.access import Action, Grant, TokenStore, hash_token, parse_grant
 from relayflow.spec.loader import load_spec
 from relayflow.store import schema
 from relayflow.store.sql_store import SqlStore
@@ -57,7 +57,15 @@ def test_what_each_role_allows_on_its_workflow_only(role: str, allowed: set[str]
     from relayflow.govern.access import Token
 
     token = Token("t", "n", (parse_grant(f"support={role}"),), None, 0.0, None)
-    actions = ("read", "submit", "cancel", "review", "feedback", "register", "audit")
+    actions: tuple[Action, ...] = (
+        "read",
+        "submit",
+        "cancel",
+        "review",
+        "feedback",
+        "register",
+        "audit",
+    )
     assert {a for a in actions if token.allows(a, "support")} == allowed
     assert not token.allows("audit", None)  # the denials log needs a "*" admin
     assert not any(token.allows(a, "billing") for a in actions)

@@ -125,7 +125,7 @@ def test_infer_takes_the_plain_record_as_the_handbooks_example_does(client: Test
 def test_a_record_sent_without_the_envelope_is_422_naming_each_field(client: TestClient) -> None:
     status, body = run(client, {"text": "hi"})
     assert status == 422
-    assert body["error"] == "RequestValidationError"
+    assert (body["error"], body["type"]) == ("invalid request", "invalid_request")
     assert "data: Field required" in body["detail"]
     assert "text: Extra inputs are not permitted" in body["detail"]
     assert {p["field"] for p in body["problems"]} == {"data", "text"}
@@ -157,8 +157,9 @@ def test_an_input_the_agent_cannot_process_is_422_with_the_agents_message(
     status, body = run(client, {"data": {"txt": "typo"}})
     assert status == 422
     assert body == {
+        "error": "the agent could not process this input",
+        "type": "agent_error",
         "detail": "upper.py: transform() raised KeyError: 'text'",
-        "error": "AgentError",
         "problems": [],
     }
 
@@ -167,7 +168,7 @@ def test_a_step_past_its_timeout_is_504(workflow_file: Path) -> None:
     with TestClient(create_agent_app(workflow_file, "Slow")) as slow:
         status, body = run(slow, {"data": {}})
     assert status == 504
-    assert body["error"] == "ProviderTimeout"
+    assert body["type"] == "provider_timeout"
     assert "did not finish within its timeout of 0.2 s" in body["detail"]
 
 
@@ -176,7 +177,7 @@ def test_an_unreachable_model_provider_is_502(workflow_file: Path) -> None:
     with TestClient(create_agent_app(workflow_file, "Remote")) as remote:
         status, body = run(remote, {"data": {"text": "hi"}})
     assert status == 502
-    assert body["error"] == "ProviderError"
+    assert body["type"] == "provider_error"
     assert "unreachable" in body["detail"]
 
 

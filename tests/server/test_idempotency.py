@@ -28,7 +28,8 @@ class Api:
         self.client, self.tokens = client, tokens
 
     def post(self, who: str, url: str, body: dict[str, Any], key: str | bytes | None = None) -> Any:
-        headers: dict[str, str | bytes] = {"Authorization": f"Bearer {self.tokens[who]}"}
+        # a key may be bytes that are not UTF-8: httpx sends them as they are
+        headers: dict[str, Any] = {"Authorization": f"Bearer {self.tokens[who]}"}
         if key is not None:
             headers["Idempotency-Key"] = key
         return self.client.post(url, json=body, headers=headers)

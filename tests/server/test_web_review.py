@@ -194,13 +194,11 @@ def test_a_reviewer_approves_by_keyboard_corrects_json_and_sees_the_runs_finish(
         labels = {f["run_id"]: f for f in store.feedback("triage")}
         assert labels[corrected_run]["label"] == {"n": 41, "label": "fixed"}
         assert labels[corrected_run]["source"] == "review"
-        reviews = {r: store.get_review(f"{r}:check") for r in (approved_run, corrected_run)}
-        assert reviews[approved_run] is not None and reviews[approved_run].status == "approved"
-        assert reviews[corrected_run] is not None
-        assert (reviews[corrected_run].status, reviews[corrected_run].reviewer) == (
-            "corrected",
-            "rev",
-        )
+        approval = store.get_review(f"{approved_run}:check")
+        correction = store.get_review(f"{corrected_run}:check")
+        assert approval is not None and approval.status == "approved"
+        assert correction is not None
+        assert (correction.status, correction.reviewer) == ("corrected", "rev")
     finally:
         store.close()
 

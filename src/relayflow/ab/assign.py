@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import InputError
 from relayflow.spec.variants import weights
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def assign(variants: Sequence[VariantSpec], key: str, *, salt: str) -> VariantSp
     shares = weights(variants)
     live = [v for v, share in zip(variants, shares, strict=True) if share > 0]
     if not live:
-        raise RelayflowError("no variant has a weight above 0: give at least one a weight")
+        raise InputError("no variant has a weight above 0: give at least one a weight")
     point = bucket(salt, key)
     total = 0.0
     for variant, share in zip(variants, shares, strict=True):
@@ -50,9 +50,7 @@ def assign_variant(workflow: Workflow, key: str) -> str:
     ``Runner(variant_workflow(workflow, name))``. Salted with the workflow's name, so two
     experiments on the same keys split independently."""
     if not workflow.spec.variants:
-        raise RelayflowError(
-            f"{workflow.file}: workflow {workflow.name!r} has no variants: section"
-        )
+        raise InputError(f"{workflow.file}: workflow {workflow.name!r} has no variants: section")
     return assign(workflow.spec.variants, key, salt=workflow.name).name
 
 

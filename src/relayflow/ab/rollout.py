@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import InputError, NotFound
 from relayflow.schema.file import VariantSpec
 from relayflow.schema.yaml_lines import compose_yaml
 from relayflow.spec.variants import weights
@@ -42,13 +42,13 @@ def rollout_shares(
     variants keep their shares relative to each other."""
     names = [v.name for v in variants]
     if winner not in names:
-        raise RelayflowError(f"no variant {winner!r} — use one of: {', '.join(names)}")
+        raise NotFound(f"no variant {winner!r} — use one of: {', '.join(names)}")
     if (step is None) == (to is None):
-        raise RelayflowError("give either a step (--step 0.25) or a target share (--to 1.0)")
+        raise InputError("give either a step (--step 0.25) or a target share (--to 1.0)")
     if step is not None and not 0 < step <= 1:
-        raise RelayflowError(f"--step must be above 0 and at most 1, not {step}")
+        raise InputError(f"--step must be above 0 and at most 1, not {step}")
     if to is not None and not 0 <= to <= 1:
-        raise RelayflowError(f"--to must be between 0 and 1, not {to}")
+        raise InputError(f"--to must be between 0 and 1, not {to}")
     shares = weights(variants)
     index = names.index(winner)
     current = shares[index]
@@ -74,16 +74,16 @@ def rollout(
     workflow = load_spec(file)
     variants = workflow.spec.variants
     if not variants:
-        raise RelayflowError(f"{file}: the workflow has no variants: section to roll out")
+        raise InputError(f"{file}: the workflow has no variants: section to roll out")
     names = [v.name for v in variants]
     if winner not in names:
-        raise RelayflowError(f"{file}: no variant {winner!r} — use one of: {', '.join(names)}")
+        raise NotFound(f"{file}: no variant {winner!r} — use one of: {', '.join(names)}")
     after = rollout_shares(variants, winner, step=step, to=to)
     text = file.read_text(encoding="utf-8")
     edited = set_weights(text, [_number(share) for share in after], str(file))
     check = load_spec_text(edited, file)
     if [round(w, 6) for w in weights(check.spec.variants)] != [round(w, 6) for w in after]:
-        raise RelayflowError(
+        raise InputError(
             f"{file}: the variants come from another file (extends:); roll out in that file"
         )
     _replace(file, edited)
@@ -102,15 +102,13 @@ def set_weights(text: str, values: Sequence[str], where: str = "<workflow>") -> 
     root = compose_yaml(text)
     section = _value_of(root, "variants") if isinstance(root, yaml.MappingNode) else None
     if not isinstance(section, yaml.SequenceNode):
-        raise RelayflowError(f"{where}: no `variants:` list in this file")
+        raise InputError(f"{where}: no `variants:` list in this file")
     if len(section.value) != len(values):
-        raise RelayflowError(
-            f"{where}: expected {len(values)} variants, found {len(section.value)}"
-        )
+        raise InputError(f"{where}: expected {len(values)} variants, found {len(section.value)}")
     edits: list[tuple[int, int, str]] = []  # (start, end, new text), applied from the end
     for item, value in zip(section.value, values, strict=True):
         if not isinstance(item, yaml.MappingNode):
-            raise RelayflowError(f"{where}:{item.start_mark.line + 1}: a variant must be a mapping")
+            raise InputError(f"{where}:{item.start_mark.line + 1}: a variant must be a mapping")
         weight = _value_of(item, "weight")
         if weight is not None:
             edits.append((weight.start_mark.index, weight.end_mark.index, value))
@@ -133,7 +131,7 @@ def _pair(mapping: yaml.MappingNode, key: str) -> tuple[yaml.Node, yaml.Node]:
         if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
             return key_node, value_node
     line = mapping.start_mark.line + 1
-    raise RelayflowError(f"line {line}: a variant has no `{key}:`")
+    raise InputError(f"line {line}: a variant has no `{key}:`")
 
 
 def _value_of(mapping: yaml.Node, key: str) -> yaml.Node | None:

@@ -184,7 +184,7 @@ class InferenceAgent(Agent):
         if self.config.features is not None:
             return await self._predict(provider, handoff)
         cfg = self.config
-        assert self._template is not None  # set by prepare() whenever features is None
+        assert self._template is not None  # noqa: S101 - invariant: prepare() set it whenever features is None
         data = dict(handoff.data)
         shown, compressed = data, None
         if self._compressor is not None:  # the prompt sees the compressed text, the output not
@@ -273,7 +273,7 @@ class InferenceAgent(Agent):
             baseline = self._baseline
             if baseline is not None and baseline.model == model:
                 return baseline, None
-            assert self._template is not None  # calibrate implies a prompt (checked in prepare)
+            assert self._template is not None  # noqa: S101 - invariant: calibrate implies a prompt (checked in prepare)
             record = content_free(dict(data))
             prompt = render(self._template, {"data": record, **record, "confidence": None})
             completion = await provider.complete(self._request(prompt))

@@ -7,7 +7,7 @@ import importlib
 from typing import Any
 
 from relayflow.agents.base import Agent
-from relayflow.errors import RelayflowError
+from relayflow.errors import ConfigError, NotFound
 
 _BUILTIN: dict[str, str] = {
     "retrieval": "relayflow.agents.retrieval:RetrievalAgent",
@@ -52,19 +52,19 @@ def agent_class(type_name: str) -> type[Agent]:
                 target = ep.value
                 break
     if target is None:
-        raise RelayflowError(f"unknown agent type {type_name!r}; known: {', '.join(known_types())}")
+        raise NotFound(f"unknown agent type {type_name!r}; known: {', '.join(known_types())}")
     if isinstance(target, str):
         module_name, _, attr = target.partition(":")
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise RelayflowError(
+            raise ConfigError(
                 f"agent type {type_name!r} needs a package that is not installed ({exc.name}); "
                 "install relayflow's extras, e.g. pip install 'relayflow[llm]'"
             ) from exc
         cls = getattr(module, attr)
         if not (isinstance(cls, type) and issubclass(cls, Agent)):
-            raise RelayflowError(f"{target} is not a relayflow Agent subclass")
+            raise ConfigError(f"{target} is not a relayflow Agent subclass")
         _registered[type_name] = cls
         return cls
     return target

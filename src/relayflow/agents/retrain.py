@@ -181,7 +181,7 @@ class RetrainAgent(Agent):
 
     async def _observe(self, handoff: Handoff, step: StepInfo) -> tuple[str | None, list[str]]:
         fields = self._fields
-        assert fields is not None, "run() before prepare()"
+        assert fields is not None, "run() before prepare()"  # noqa: S101 - invariant: prepare() ran
         prediction = handoff.data.get(fields.output)
         reference = handoff.data.get(fields.reference)
         reviewed = next((e.step for e in reversed(handoff.lineage) if "reviewer" in e.versions), "")
@@ -210,7 +210,7 @@ class RetrainAgent(Agent):
         return None, []
 
     def _tick(self) -> str | None:
-        assert self._schedule is not None
+        assert self._schedule is not None  # noqa: S101 - invariant: prepare() made the schedule
         unit, amount = self._schedule
         self._runs_since += 1
         elapsed = time.time() - self._last_retrain

@@ -18,11 +18,13 @@ from relayflow.errors import (
     AccessDenied,
     AgentError,
     BudgetExceeded,
+    InputError,
     ProviderError,
     ProviderTimeout,
     RateLimited,
     RelayflowError,
 )
+from relayflow.errors_http import error_class
 from relayflow.schema.file import AgentConfig, ServiceConfig
 from relayflow.scrub import SecretScrubber, remember
 from relayflow.spec.secrets import service_secrets
@@ -38,15 +40,21 @@ if TYPE_CHECKING:
 _EXCERPT = 200
 #: HTTP statuses worth another attempt: the server is busy or broke, the request was fine
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: a served agent's errors that mean the same here (others arrive as ProviderError)
-_REMOTE_ERRORS: dict[str, type[RelayflowError]] = {
-    "AgentError": AgentError,
-    "RequestValidationError": AgentError,
-    "AccessDenied": AccessDenied,
-    "BudgetExceeded": BudgetExceeded,
-    "ProviderTimeout": ProviderTimeout,
-    "RateLimited": RateLimited,
-}
+
+
+def remote_kind(body: Any) -> type[RelayflowError] | None:
+    """The class that a served agent's error answer keeps here, read from the error shape's
+    ``type`` (relayflow/errors_http.py): a verdict on this input (agent_error, invalid_input,
+    invalid_request) fails the step as an AgentError; access, budget and provider errors keep
+    their class; any other (its store, its configuration) is the endpoint failing: None."""
+    kind = error_class(body.get("type")) if isinstance(body, Mapping) else None
+    if kind is None:
+        return None
+    if issubclass(kind, AgentError | InputError):
+        return AgentError
+    if issubclass(kind, AccessDenied | BudgetExceeded | ProviderError):
+        return kind
+    return None
 
 
 class _Transient(Exception):
@@ -99,6 +107,8 @@ def _excerpt(response: httpx.Response) -> str:
         body = None
     if isinstance(body, Mapping) and isinstance(body.get("detail"), str):
         text = body["detail"]
+    elif isinstance(body, Mapping) and isinstance(body.get("error"), str):
+        text = body["error"]  # an error with no detail: its one line says it
     else:
         text = response.text
     return " ".join(text.split())[:_EXCERPT] or response.reason_phrase
@@ -417,7 +427,7 @@ class ServiceAgent(Agent):
         import httpx
 
         client = self._client
-        assert client is not None  # prepare() made it
+        assert client is not None  # noqa: S101 - invariant: prepare() made it
         breaker = self._breaker
         if breaker is not None and not breaker.allow():
             raise breaker.refuse()
@@ -467,14 +477,13 @@ class ServiceAgent(Agent):
                 body = response.json()
             except ValueError:
                 body = None
-            if isinstance(body, Mapping):
-                kind = _REMOTE_ERRORS.get(str(body.get("error")))
+            kind = remote_kind(body)
+        if kind is not None and not issubclass(kind, ProviderError):
+            raise kind(message)  # the endpoint's verdict on this input or caller: no retry
         if status in RETRY_STATUSES:
-            error_class = kind or (RateLimited if status == 429 else ProviderError)
-            if not issubclass(error_class, ProviderError):
-                error_class = ProviderError
+            transient = kind or (RateLimited if status == 429 else ProviderError)
             retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            raise _Transient(error_class(message), retry_after)
+            raise _Transient(transient(message), retry_after)
         if kind is None:
             # 400 and 422 judge this input; other 4xx the endpoint or the credentials
             kind = AgentError if status in (400, 422) else ProviderError

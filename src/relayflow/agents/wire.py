@@ -90,10 +90,14 @@ class InfoResponse(_Wire):
 
 
 class ErrorResponse(_Wire):
-    """Every error of a served agent: a one-line ``detail`` and the error's kind."""
+    """Every error of a served agent, in relayflow's one error shape (relayflow/errors_http.py):
+    a one-line ``error``, its ``type`` for programs, the ``detail`` and each ``problem``."""
 
-    detail: str
-    error: str = Field(description="AgentError, ProviderError, RequestValidationError, …")
+    error: str = Field(description="One line: what went wrong.")
+    type: str = Field(description="agent_error, provider_error, invalid_request, …")
+    detail: str | list[Any] | None = Field(
+        default=None, description="The error's own text, where `error` is a fixed title."
+    )
     problems: list[dict[str, Any]] = Field(
         default_factory=list, description="Each invalid field of a rejected request."
     )

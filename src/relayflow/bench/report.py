@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from relayflow.core.money import money
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -57,12 +59,6 @@ def secs(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def money(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"${value:.3f}" if value >= 0.01 or value == 0 else f"${value:.2e}"
 
 
 def pct(value: float | None) -> str:

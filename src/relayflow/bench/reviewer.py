@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relayflow.core import events as ev
-from relayflow.errors import RelayflowError
+from relayflow.errors import ConfigError, InputError, RelayflowError
 
 if TYPE_CHECKING:
     from relayflow.bench.collector import RunMeasure
@@ -54,7 +54,7 @@ def load_golden(path: Path, evaluate: EvaluateSpec) -> dict[str, Any]:
     from relayflow.errors import AgentError
 
     if not path.is_file():
-        raise RelayflowError(
+        raise ConfigError(
             f"golden set not found: {path} — create it, or fix evaluate.golden "
             "(a path relative to the YAML)"
         )
@@ -71,15 +71,15 @@ def load_golden(path: Path, evaluate: EvaluateSpec) -> dict[str, Any]:
         with opened as raw:
             for number, record in enumerate(reader(raw, str(path)), 1):
                 if not isinstance(record, Mapping) or evaluate.key not in record:
-                    raise RelayflowError(
+                    raise InputError(
                         f"{path}: record {number} has no {evaluate.key!r} field — give every "
                         "golden record the key that evaluate.key names"
                     )
                 table[str(record[evaluate.key])] = record.get(evaluate.reference)
     except AgentError as exc:
-        raise RelayflowError(f"cannot read the golden set: {exc}") from exc
+        raise InputError(f"cannot read the golden set: {exc}") from exc
     except OSError as exc:
-        raise RelayflowError(f"cannot read the golden set {path}: {exc.strerror or exc}") from exc
+        raise ConfigError(f"cannot read the golden set {path}: {exc.strerror or exc}") from exc
     return table
 
 

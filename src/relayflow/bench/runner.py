@@ -24,7 +24,7 @@ from relayflow.bench.reviewer import (
     ReviewCounts,
     measure_accuracy,
 )
-from relayflow.errors import RelayflowError
+from relayflow.errors import ConfigError
 
 if TYPE_CHECKING:
     from relayflow.core.events import Consumer
@@ -113,7 +113,7 @@ async def bench_workflow(
     from relayflow.engine.runner import Runner
 
     if store is None:
-        raise RelayflowError("the bench needs a store: give --store or leave the default")
+        raise ConfigError("the bench needs a store: give --store or leave the default")
     evaluate = workflow.spec.evaluate
     references = References(evaluate, workflow.base_dir)
     collector = Collector()

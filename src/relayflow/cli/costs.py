@@ -16,6 +16,7 @@ import typer
 
 from relayflow.cli.common import StoreOption, open_store
 from relayflow.cli.output import UserError, console, local_time, print_json
+from relayflow.core.money import money
 
 if TYPE_CHECKING:
     from relayflow.store.records import SpendRecord
@@ -83,10 +84,6 @@ def group(records: Sequence[SpendRecord], by: By) -> dict[str, Group]:
     for record in records:
         groups[key_of(record, by)].add(record)
     return dict(groups)
-
-
-def money(value: float) -> str:
-    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
 
 def costs(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from relayflow.cli.output import plural, seconds
 from relayflow.core import events as ev
+from relayflow.core.money import money
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -277,7 +278,7 @@ def render_summary(summary: Summary, console: Console, *, limit: int | None = No
         "median TTR": seconds(summary.median_ttr),
         "p95 TTR": seconds(summary.p95_ttr),
         "tokens": f"{summary.tokens:,}",
-        "cost": f"${summary.cost:.4f}",
+        "cost": money(summary.cost),
         "bad records": str(summary.bad_records),
     }
     if not summary.cancelled:

@@ -53,13 +53,14 @@ def serve(
             f"the server needs the `server` extra ({exc.name} is missing): "
             "pip install 'relayflow[server]'"
         ) from None
+    from relayflow.errors import ConfigError
     from relayflow.govern.access import TokenStore
     from relayflow.server.confine import roots_of
     from relayflow.store.sql_store import SqlStore
 
     try:
         roots = roots_of(workflow_roots or [])
-    except ValueError as exc:
+    except ConfigError as exc:
         raise typer.BadParameter(str(exc), param_hint="--workflow-root") from None
     location = store_for_writing(store)
     probe = SqlStore(location)

@@ -10,6 +10,7 @@ import typer
 
 from relayflow.cli.common import load_workflow, open_store
 from relayflow.cli.output import UserError, console, dumps, note, seconds, short
+from relayflow.core.money import money
 
 if TYPE_CHECKING:
     from relayflow.schema.file import VariantSpec
@@ -92,7 +93,7 @@ def list_variants(
             if f.accuracy is not None:
                 ci = f"[{_pct(f.accuracy_low)}–{_pct(f.accuracy_high)}]"
                 accuracy = f"{_pct(f.accuracy)} {ci} n={f.scored}"
-            cost = "—" if f.cost_per_run is None else f"${f.cost_per_run:.4f}"
+            cost = money(f.cost_per_run)
             cells += [
                 str(f.runs),
                 f"{f.succeeded} / {f.failed} / {f.waiting_review}",

@@ -22,4 +22,4 @@ class RetryPolicy(BaseModel):
 def backoff_delay(policy: RetryPolicy, attempt: int) -> float:
     """Exponential backoff with full jitter (AWS architecture blog's recommendation)."""
     delay = min(policy.max_backoff, policy.backoff * (2 ** (attempt - 1)))
-    return random.uniform(0, delay) if policy.jitter else delay
+    return random.uniform(0, delay) if policy.jitter else delay  # noqa: S311 - backoff jitter: no secret

@@ -7,14 +7,14 @@ import asyncio
 import inspect
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from relayflow.agents.base import SourceAgent
 from relayflow.agents.formats import BadRecord
 from relayflow.core import events as ev
 from relayflow.core.ids import new_id
-from relayflow.errors import RelayflowError
+from relayflow.errors import InputError, TooManyBadRecords
 from relayflow.scrub import scrub
 
 if TYPE_CHECKING:
@@ -25,11 +25,6 @@ Item = Mapping[str, Any] | BadRecord
 Items = Iterable[Item] | AsyncIterable[Item]
 
 
-class TooManyBadRecords(RelayflowError):
-    """The batch's source had more bad records than the batch allows; it stopped once the runs
-    in flight ended, and can be resumed."""
-
-
 async def run_batch(
     runner: Runner,
     items: Items | None = None,
@@ -38,7 +33,7 @@ async def run_batch(
     batch_id: str | None = None,
     inputs_name: str | None = None,
     max_bad_records: int | None = None,
-) -> AsyncIterator[RunResult]:
+) -> AsyncGenerator[RunResult, None]:
     """Run one workflow per item (or per record of the plan's source), at most
     ``concurrency`` at once, yielding results as runs end. Memory stays flat: items are
     pulled only as slots free up. With an existing ``batch_id`` and a store, items that
@@ -49,7 +44,7 @@ async def run_batch(
     ``max_bad_records`` of them the batch takes no new item, lets the runs in flight end,
     and raises TooManyBadRecords."""
     if concurrency < 1:
-        raise RelayflowError("concurrency must be at least 1")
+        raise InputError("concurrency must be at least 1")
     batch_id = batch_id or new_id()
     known: dict[str, tuple[str, str]] = {}
     if runner.store is not None:
@@ -222,12 +217,12 @@ def source_agent(
     """The plan's batch source (a retrieval agent with no upstream), or a one-line error."""
     plan = runner.plan
     if plan.source is None:
-        raise RelayflowError(
+        raise InputError(
             f"{runner.workflow.file}: the workflow has no source agent (a retrieval agent with "
             f"no upstream); {fix}"
         )
     agent = plan.nodes[plan.source].agent
-    assert isinstance(agent, SourceAgent)
+    assert isinstance(agent, SourceAgent)  # noqa: S101 - invariant: a plan's source is a SourceAgent
     return agent
 
 

@@ -7,8 +7,8 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
     Awaitable,
     Callable,
     Coroutine,
@@ -28,7 +28,7 @@ from relayflow.core.retry import backoff_delay
 from relayflow.engine.cache import CachePolicy, KeyMaker, cache_policy
 from relayflow.engine.executor import Executor, LocalExecutor
 from relayflow.engine.plan import Node, Plan, build_plan, reviewers_downstream
-from relayflow.errors import AccessDenied, BudgetExceeded, RelayflowError, StoreError
+from relayflow.errors import AccessDenied, BudgetExceeded, Conflict, StoreError
 from relayflow.schema.workflow import Workflow
 from relayflow.scrub import SecretScrubber, remember, url_secrets
 from relayflow.spec.secrets import workflow_secrets
@@ -112,7 +112,7 @@ class Runner:
     @property
     def plan(self) -> Plan:
         if self._plan is None:
-            raise RelayflowError("the runner is not started: use `async with Runner(...)`")
+            raise Conflict("the runner is not started: use `async with Runner(...)`")
         return self._plan
 
     async def __aenter__(self) -> Runner:
@@ -688,7 +688,7 @@ class Runner:
         batch_id: str | None = None,
         inputs_name: str | None = None,
         max_bad_records: int | None = None,
-    ) -> AsyncIterator[RunResult]:
+    ) -> AsyncGenerator[RunResult, None]:
         """Run one workflow per item (or per record of the plan's source), at most
         ``concurrency`` at once, yielding results as runs end; bad records are recorded and
         skipped, up to ``max_bad_records`` (see engine/batch.py)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import ConfigError, InputError
 
 #: the names `score` accepts: those of ``EvaluateSpec.metric``
 METRICS = ("accuracy", "f1", "rouge", "bleu", "exact_match", "pass_at_k")
@@ -50,7 +50,7 @@ def _mean(values: Sequence[float]) -> float:
 
 def _check_lengths(pred: Sequence[Any], ref: Sequence[Any]) -> None:
     if len(pred) != len(ref):
-        raise RelayflowError(
+        raise InputError(
             f"{len(pred)} predictions but {len(ref)} references: give one reference per "
             "prediction, in the same order"
         )
@@ -72,14 +72,14 @@ def _references(item: Any, index: int) -> list[str]:
     many = isinstance(item, Sequence) and not isinstance(item, str)
     refs = [_text(ref) for ref in (item if many else [item]) if ref is not None]
     if not refs:
-        raise RelayflowError(
+        raise InputError(
             f"item {index} has no reference: give it at least one reference text in the golden set"
         )
     return refs
 
 
-def _missing(extra: str) -> RelayflowError:
-    return RelayflowError(f"this metric needs {extra}: pip install {extra}")
+def _missing(extra: str) -> ConfigError:
+    return ConfigError(f"this metric needs {extra}: pip install {extra}")
 
 
 def accuracy(pred: Sequence[Any], ref: Sequence[Any]) -> Score:
@@ -195,21 +195,21 @@ def pass_at_k(passed_counts: Sequence[int], totals: Sequence[int], k: int) -> Sc
     ``n`` samples of which ``c`` passed, the chance that at least one of ``k`` drawn passes;
     ``value`` is the mean over problems, ``per_item`` each problem's estimate."""
     if len(passed_counts) != len(totals):
-        raise RelayflowError(
+        raise InputError(
             f"{len(passed_counts)} pass counts but {len(totals)} sample totals: give both per "
             "problem, in the same order"
         )
     if k < 1:
-        raise RelayflowError(f"pass@k needs k >= 1, not {k}: set evaluate.k to 1 or more")
+        raise InputError(f"pass@k needs k >= 1, not {k}: set evaluate.k to 1 or more")
     per_item: list[float] = []
     for index, (c, n) in enumerate(zip(passed_counts, totals, strict=True)):
         if n < k:
-            raise RelayflowError(
+            raise InputError(
                 f"problem {index} has {n} samples but pass@{k} needs at least {k}: draw more "
                 "samples or lower evaluate.k"
             )
         if not 0 <= c <= n:
-            raise RelayflowError(
+            raise InputError(
                 f"problem {index} has {c} passing of {n} samples: the count must be 0..{n}"
             )
         per_item.append(_pass_at_k_one(int(n), int(c), k))
@@ -225,7 +225,7 @@ def _samples(item: Any, index: int) -> tuple[int, int]:
     """(passed, total) of one problem: a bool is one sample, a list of bools several."""
     items = list(item) if isinstance(item, Sequence) and not isinstance(item, str) else [item]
     if not items or not all(isinstance(x, bool) or x in (0, 1) for x in items):
-        raise RelayflowError(
+        raise InputError(
             f"pass_at_k: prediction {index} is {item!r}, not whether the code passed: point "
             "evaluate.prediction at a true/false field (or a list of them, one per sample)"
         )
@@ -244,7 +244,7 @@ def score(
     each prediction says whether the code passed (a bool, or a list of bools for several
     samples) and ``ref`` only has to be as long as ``pred``, or None."""
     if metric not in METRICS:
-        raise RelayflowError(
+        raise InputError(
             f"unknown metric {metric!r}: set evaluate.metric to one of {', '.join(METRICS)}"
         )
     if metric == "pass_at_k":
@@ -253,7 +253,7 @@ def score(
         counts = [_samples(item, i) for i, item in enumerate(pred)]
         return pass_at_k([c for c, _ in counts], [n for _, n in counts], k)
     if ref is None:
-        raise RelayflowError(
+        raise InputError(
             f"metric {metric!r} needs references: set evaluate.reference or evaluate.golden"
         )
     if metric == "accuracy":

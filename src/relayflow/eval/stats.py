@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import InputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,9 +32,9 @@ class Diff:
 
 def _check(confidence: float, resamples: int) -> None:
     if not 0 < confidence < 1:
-        raise RelayflowError(f"confidence must be between 0 and 1 (e.g. 0.95), not {confidence}")
+        raise InputError(f"confidence must be between 0 and 1 (e.g. 0.95), not {confidence}")
     if resamples < 1:
-        raise RelayflowError(f"resamples must be at least 1 (e.g. 2000), not {resamples}")
+        raise InputError(f"resamples must be at least 1 (e.g. 2000), not {resamples}")
 
 
 def _bootstrap_means(
@@ -94,7 +94,7 @@ def paired_bootstrap_diff(
     never 0), which mostly agrees with whether the interval holds 0."""
     _check(confidence, resamples)
     if len(a_per_item) != len(b_per_item):
-        raise RelayflowError(
+        raise InputError(
             f"variant A has {len(a_per_item)} items but B has {len(b_per_item)}: a paired "
             "test needs both scored on the same items, in the same order"
         )
@@ -115,10 +115,10 @@ def percentile(values: Iterable[float], q: float) -> float:
     """The ``q``-th percentile (0..100) with linear interpolation between the closest ranks,
     as ``numpy.percentile`` computes it by default."""
     if not 0 <= q <= 100:
-        raise RelayflowError(f"percentile q must be between 0 and 100, not {q}")
+        raise InputError(f"percentile q must be between 0 and 100, not {q}")
     ordered = sorted(values)
     if not ordered:
-        raise RelayflowError("percentile of no values: measure at least one run first")
+        raise InputError("percentile of no values: measure at least one run first")
     position = (len(ordered) - 1) * q / 100
     lower = math.floor(position)
     upper = min(lower + 1, len(ordered) - 1)

@@ -51,7 +51,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     "admin": frozenset({"read", "submit", "cancel", "review", "feedback", "register", "audit"}),
 }
 
-TOKEN_PREFIX = "rf_"
+TOKEN_PREFIX = "rf_"  # noqa: S105 - the public prefix of every token, no secret
 
 
 #: the grant flags after ``+`` in ``WORKFLOW=ROLE+flag`` (the CLI's ``--role``)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from relayflow.core.events import BudgetAlert
+from relayflow.core.money import money
 from relayflow.errors import BudgetExceeded, ProviderTimeout
 from relayflow.govern.ledger import NANOS, Cap, Counter, Hold, Ledger, Over, Totals, to_nanos
 from relayflow.govern.principal import current_principal
@@ -78,14 +79,9 @@ def period_end(period: str, now: float) -> float | None:
     return None
 
 
-def money(nanos: int) -> str:
-    """An amount with at least two decimals and no more than it needs: 0.10, 4.98, 0.00015."""
-    whole, part = f"{nanos / NANOS:.9f}".split(".")
-    return f"{whole}.{part.rstrip('0').ljust(2, '0')}"
-
-
 def amount(measure: str, value: int) -> str:
-    return money(value) if measure == "currency" else f"{value:,} tokens"
+    """A ledger amount (nano-units of currency, or tokens) as a budget message writes it."""
+    return money(value / NANOS, symbol="") if measure == "currency" else f"{value:,} tokens"
 
 
 # ---- metrics ---------------------------------------------------------------------------------
@@ -185,7 +181,7 @@ class Budget:
         )
         if isinstance(result, Over):
             self._refused(hard[result.cap], result, now)
-        assert isinstance(result, Hold)
+        assert isinstance(result, Hold)  # noqa: S101 - invariant: reserve answers Hold or Over
         return result, bound
 
     def _refused(self, bound: _Bound, over: Over, now: float) -> None:

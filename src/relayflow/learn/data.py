@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import ConfigError, InputError
 from relayflow.eval.scoring import accuracy
 from relayflow.store import outcomes
 
@@ -143,10 +143,10 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         with path.open("rb") as fh:
             records = list(reader(fh, str(path)))
     except OSError as exc:
-        raise RelayflowError(
+        raise ConfigError(
             f"cannot read the golden set {path}: {exc.strerror or exc} — fix evaluate.golden"
         ) from exc
     bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
     if bad is not None:
-        raise RelayflowError(f"{path}: record {bad + 1} of the golden set is not an object")
+        raise InputError(f"{path}: record {bad + 1} of the golden set is not an object")
     return records

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import ConfigError, InputError
 from relayflow.eval.scoring import accuracy, score
 
 DetectorKind = Literal["adwin", "page_hinkley"]
@@ -48,7 +48,7 @@ def _detector(kind: DetectorKind, min_observations: int, params: Mapping[str, An
     try:
         from river import drift
     except ImportError as exc:
-        raise RelayflowError(
+        raise ConfigError(
             "drift detection needs river: pip install river (or the extra 'relayflow[examples]')"
         ) from exc
     if kind == "adwin":
@@ -58,7 +58,7 @@ def _detector(kind: DetectorKind, min_observations: int, params: Mapping[str, An
         # items of a drop from 0.95 to 0.4)
         settings = {"mode": "down", "threshold": 20.0, "min_instances": min_observations}
         return drift.PageHinkley(**{**settings, **params})
-    raise RelayflowError(f"unknown drift detector {kind!r}: use one of {', '.join(DETECTORS)}")
+    raise InputError(f"unknown drift detector {kind!r}: use one of {', '.join(DETECTORS)}")
 
 
 class DriftMonitor:
@@ -79,7 +79,7 @@ class DriftMonitor:
         params: Mapping[str, Any] | None = None,
     ) -> None:
         if min_observations < 1 or window < min_observations:
-            raise RelayflowError(
+            raise InputError(
                 f"drift monitor: need 1 <= min_observations <= window, got {min_observations} "
                 f"and {window}"
             )
@@ -121,7 +121,7 @@ class DriftMonitor:
         if len(self._window) < self.min_observations:
             return DriftStatus(self._count, True, None, False, "drift: waiting for more items")
         metric = self.rolling_metric()
-        assert metric is not None
+        assert metric is not None  # noqa: S101 - invariant: the window is full, so it has a metric
         limit = self.threshold if self.threshold is not None else self._baseline
         if limit is None or metric < limit:
             what = "the threshold" if self.threshold is not None else "before the change"

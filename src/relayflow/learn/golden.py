@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import InputError
 from relayflow.learn.data import Fields, LabelledRow, read_records
 
 #: the share of labelled runs held out as the golden set when the workflow names no file
@@ -55,7 +55,7 @@ def split(
         key = record.get(fields.key)
         answer = record.get(fields.reference)
         if answer is None:
-            raise RelayflowError(
+            raise InputError(
                 f"{golden_file}: record {index + 1} has no {fields.reference!r}: give every "
                 "golden record its expected answer (evaluate.reference)"
             )

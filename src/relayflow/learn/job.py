@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import ConfigError, Conflict
 from relayflow.learn.card import GoldenScores
 from relayflow.learn.data import Fields
 from relayflow.schema.file import InferenceConfig
@@ -78,7 +78,7 @@ def resolve_target(workflow: Workflow, target: str | None) -> Target:
     if target is None:
         if len(steps) != 1:
             names = ", ".join(s.name for s in steps) or "none"
-            raise RelayflowError(
+            raise ConfigError(
                 f"workflow {workflow.name!r} has {len(steps)} inference steps ({names}): set "
                 "`target:` on the retrain step (or pass --target) to the one to retrain"
             )
@@ -90,13 +90,13 @@ def resolve_target(workflow: Workflow, target: str | None) -> Target:
     if spec is not None:
         if spec.provider != "sklearn":
             users = ", ".join(s.name for s in steps if s.model == target) or "the inference step"
-            raise RelayflowError(
+            raise ConfigError(
                 f"models.{target} is a {spec.provider} model, which relayflow cannot refit: "
                 f"target the step that prompts it ({users}) to retrain its prompt"
             )
         users_of = [s for s in steps if s.model == target and s.features is not None]
         if not users_of:
-            raise RelayflowError(
+            raise ConfigError(
                 f"no inference step scores with models.{target} (`model: {target}` and "
                 "`features:`): add one, or target an inference step"
             )
@@ -104,14 +104,14 @@ def resolve_target(workflow: Workflow, target: str | None) -> Target:
     others = [a.name for a in workflow.agents if a.name == target]
     what = "is not an inference step" if others else "is neither a models: alias nor a step"
     known = ", ".join([*workflow.spec.models, *by_name]) or "none"
-    raise RelayflowError(f"retrain target {target!r} {what}: use one of {known}")
+    raise ConfigError(f"retrain target {target!r} {what}: use one of {known}")
 
 
 def _step_target(workflow: Workflow, step: InferenceConfig) -> Target:
     spec = workflow.spec.models.get(step.model)
     if step.features is not None:
         if spec is None or spec.provider != "sklearn" or spec.model is None:
-            raise RelayflowError(
+            raise ConfigError(
                 f"step {step.name} scores with models.{step.model}, which is not a scikit-learn "
                 "model file: only provider sklearn models can be refitted"
             )
@@ -154,12 +154,12 @@ def golden_metric(workflow: Workflow, request: RetrainRequest) -> str:
 
 def check_sizes(train: Sequence[object], golden: Sequence[object], source: str) -> None:
     if len(golden) < MIN_GOLDEN:
-        raise RelayflowError(
+        raise Conflict(
             f"only {len(golden)} golden rows ({source}); {MIN_GOLDEN} are needed to judge a "
             "candidate: label more runs (relayflow feedback add, reviews) or set evaluate.golden"
         )
     if len(train) < MIN_TRAIN:
-        raise RelayflowError(
+        raise Conflict(
             f"only {len(train)} labelled runs to train on; {MIN_TRAIN} are needed: run more "
             "items that carry a reference, or label runs (relayflow feedback add, reviews)"
         )

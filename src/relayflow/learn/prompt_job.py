@@ -13,7 +13,7 @@ from typing import Any
 from relayflow.agents.base import BuildContext
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import StepInfo
-from relayflow.errors import AgentError, RelayflowError
+from relayflow.errors import AgentError, Conflict
 from relayflow.eval.scoring import score
 from relayflow.learn.card import GoldenScores, model_card
 from relayflow.learn.data import Fields, LabelledRow, labelled_rows, wait_for_runs
@@ -165,13 +165,13 @@ async def retrain_prompt(
     used = template_fields(strip_examples(production.artifact))
     parts = split(rows, fields=fields, golden_file=golden_file(workflow), needed=used)
     if len(parts.golden) < MIN_GOLDEN:
-        raise RelayflowError(
+        raise Conflict(
             f"only {len(parts.golden)} golden rows ({parts.source}); {MIN_GOLDEN} are needed "
             "to judge a prompt: label more runs or set evaluate.golden"
         )
     corrected = list({row.key: row for row in parts.train if row.corrected}.values())
     if not corrected:
-        raise RelayflowError(
+        raise Conflict(
             f"no corrected reviews of step {target.step.name} to learn from: correct some "
             "answers (relayflow review correct) or add labels (relayflow feedback add)"
         )

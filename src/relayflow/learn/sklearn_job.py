@@ -7,7 +7,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import ConfigError, Conflict, InputError
 from relayflow.eval.scoring import score
 from relayflow.learn.card import GoldenScores, model_card
 from relayflow.learn.data import LabelledRow, labelled_rows, wait_for_runs
@@ -65,7 +65,7 @@ def _score(metric: str, estimator: Any, x: list[list[Any]], y: list[Any]) -> flo
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
             predicted = [_plain(p) for p in estimator.predict(x)]
     except (ValueError, TypeError, AttributeError) as exc:
-        raise RelayflowError(f"the model could not predict the golden rows: {exc}") from exc
+        raise InputError(f"the model could not predict the golden rows: {exc}") from exc
     return score(metric, predicted, y).value
 
 
@@ -76,14 +76,14 @@ def retrain_sklearn(request: RetrainRequest, target: Target, registry: Registry)
         import sklearn
         from sklearn.base import clone
     except ImportError as exc:
-        raise RelayflowError(f"retraining a scikit-learn model needs it: {_INSTALL}") from exc
-    assert target.path is not None
+        raise ConfigError(f"retraining a scikit-learn model needs it: {_INSTALL}") from exc
+    assert target.path is not None  # noqa: S101 - invariant: an sklearn target has a model file
     workflow = request.workflow
     production = registry.adopt(target.name, "sklearn", target.path)
     try:
         estimator = joblib.load(production.artifact)
     except Exception as exc:  # unpickling garbage raises almost anything
-        raise RelayflowError(f"cannot load {production.artifact} to clone it: {exc}") from exc
+        raise InputError(f"cannot load {production.artifact} to clone it: {exc}") from exc
     spec = workflow.spec.models[target.name]
     columns = feature_columns(estimator, target, spec.params)
     fields = fields_of(workflow, target)
@@ -103,7 +103,7 @@ def retrain_sklearn(request: RetrainRequest, target: Target, registry: Registry)
     check_sizes(parts.train, parts.golden, parts.source)
     y_train = [row.label for row in parts.train]
     if len({str(y) for y in y_train}) < 2 and hasattr(estimator, "classes_"):
-        raise RelayflowError(
+        raise Conflict(
             f"the {len(y_train)} labelled runs to train on all say {y_train[0]!r}: a classifier "
             "needs at least two classes; label more runs"
         )
@@ -111,7 +111,7 @@ def retrain_sklearn(request: RetrainRequest, target: Target, registry: Registry)
     try:
         candidate.fit(_matrix(parts.train, columns), y_train)
     except (ValueError, TypeError) as exc:
-        raise RelayflowError(f"refitting {type(estimator).__name__} failed: {exc}") from exc
+        raise InputError(f"refitting {type(estimator).__name__} failed: {exc}") from exc
 
     metric = golden_metric(workflow, request)
     x_golden = _matrix(parts.golden, columns)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import InputError, NotFound, RelayflowError
 from relayflow.prompts.templates import split_pin
 from relayflow.store.registry import (
     PRODUCTION,
@@ -60,7 +60,7 @@ def pinned_source(
     try:
         version = registry.labelled(name, label, workflow=workflow)
     except RelayflowError as exc:
-        raise RelayflowError(f"prompt_template {path}@{label}: {exc}") from None
+        raise NotFound(f"prompt_template {path}@{label}: {exc}") from None
     return version.artifact
 
 
@@ -128,7 +128,7 @@ def resolve(registry: Registry, ref: str) -> ModelVersion:
         keys = prompt_keys(registry, owner, one_workflow=False)
         found = [v for key in keys for v in _by_label_or_hash(registry, key, what)]
         if not found:
-            raise RelayflowError(
+            raise NotFound(
                 f"{owner!r} has no version or label {what!r}: `relayflow prompts list` shows them"
             )
         return _one(found, ref)
@@ -137,7 +137,7 @@ def resolve(registry: Registry, ref: str) -> ModelVersion:
     if labelled:
         if len(labelled) > 1:
             owners = ", ".join(sorted(_shown([(r.workflow, r.name) for r in labelled])))
-            raise RelayflowError(
+            raise InputError(
                 f"label {ref!r} is on {len(labelled)} prompts ({owners}): write NAME@{ref}"
             )
         row = labelled[0]
@@ -151,7 +151,7 @@ def resolve(registry: Registry, ref: str) -> ModelVersion:
             registry.production(n, workflow=w) or registry.list(n, workflow=w)[0] for w, n in keys
         ]
         return _one(versions, ref)
-    raise RelayflowError(
+    raise NotFound(
         f"no prompt version, label or name {ref!r} in the registry: `relayflow prompts list` "
         "shows them"
     )
@@ -169,14 +169,14 @@ def prompt_keys(
         path = str(Path(what).expanduser().resolve())
         keys = sorted({(v.workflow, v.name) for v in prompts if v.target == path})
     if not keys and not missing_ok:
-        raise RelayflowError(
+        raise NotFound(
             f"no prompt {what!r} in the registry (neither a step name nor a registered template "
             "file): run the workflow, or `relayflow prompts list WORKFLOW` to register its "
             "templates"
         )
     workflows = sorted({w for w, _n in keys})
     if one_workflow and len(workflows) > 1:
-        raise RelayflowError(
+        raise InputError(
             f"{what!r} is in {len(workflows)} workflows of the registry ({', '.join(workflows)}): "
             "name one with --workflow"
         )
@@ -193,7 +193,7 @@ def move_label(registry: Registry, ref: str, label: str) -> ModelVersion:
         keys = prompt_keys(registry, ref)
         chosen = [v for w, n in keys for v in registry.list(n, workflow=w) if v.version == version]
         if not chosen:
-            raise RelayflowError(
+            raise NotFound(
                 f"the current text of {ref} ({version}) is not registered: run the workflow, or "
                 "`relayflow prompts list WORKFLOW` to register its templates"
             )
@@ -231,7 +231,7 @@ def _one(found: Sequence[ModelVersion], ref: str) -> ModelVersion:
         f"{v.name}@{v.version}" + (f" ({v.workflow})" if several else "") for v in found[:5]
     )
     hint = ": name the workflow with --workflow" if several else ": be more precise"
-    raise RelayflowError(f"{ref!r} matches {len(found)} prompt versions ({which}){hint}")
+    raise InputError(f"{ref!r} matches {len(found)} prompt versions ({which}){hint}")
 
 
 __all__ = [

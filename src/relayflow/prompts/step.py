@@ -67,7 +67,7 @@ def _register(
 
     with Registry(store, workflow=workflow) as registry:
         if label is not None:
-            assert template.path is not None  # only a file can be pinned
+            assert template.path is not None  # noqa: S101 - only a file can be pinned
             try:
                 source = pinned_source(registry, name, label, template.path, workflow)
             except RelayflowError as exc:

@@ -263,7 +263,7 @@ class LlamaEngine:
         weights = [math.exp(score - top) for score in scores]
         if request.temperature > 0:
             tempered = [math.exp((score - top) / request.temperature) for score in scores]
-            pick = random.Random(request.seed).choices(range(len(labels)), tempered)[0]
+            pick = random.Random(request.seed).choices(range(len(labels)), tempered)[0]  # noqa: S311 - sampling with the request's seed: no secret
         else:
             pick = scores.index(top)
         return Completion(

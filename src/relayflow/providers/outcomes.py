@@ -142,7 +142,7 @@ class OutcomeFeed:
 
     async def load(self) -> None:
         """Read the store now, in a worker thread (after the read in flight, if any)."""
-        while not self._loading.acquire(blocking=False):
+        while not self._loading.acquire(blocking=False):  # noqa: ASYNC110 - a thread's lock: polled, since a cancelled wait must not take it later
             await asyncio.sleep(0.01)  # polled: a cancelled wait must not take the lock later
         await asyncio.to_thread(self._reload)
 

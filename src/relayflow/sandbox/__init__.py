@@ -182,7 +182,7 @@ def run_python(
 async def run_python_async(
     source: str,
     *,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - the child's time limit (killed past it), not a wait of ours
     memory_mb: int,
     cpu_seconds: int | None = None,
     backend: Backend = "auto",

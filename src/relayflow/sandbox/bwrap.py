@@ -84,10 +84,10 @@ def _mounts(workdir: str) -> list[str]:
         if os.path.exists(path):
             a.mount("--ro-bind", path, source=path)
     size = ("--size", str(TMPFS_BYTES))
-    a.mount("--tmpfs", "/tmp", "--perms", "1777", *size)
+    a.mount("--tmpfs", "/tmp", "--perms", "1777", *size)  # noqa: S108 - a fresh tmpfs inside the sandbox, not the host's /tmp
     a.mount("--proc", "/proc")
     a.mount("--dev", "/dev")  # null, zero, full, random, urandom, tty, pts: no host device
-    a.mount("--tmpfs", "/dev/shm", "--perms", "1777", *size)  # multiprocessing's semaphores
+    a.mount("--tmpfs", "/dev/shm", "--perms", "1777", *size)  # noqa: S108 - a fresh tmpfs inside the sandbox, not the host's /dev/shm
     # the only writable host folder: the program's own, at its host path (under the new /tmp)
     a.mount("--bind", workdir, source=workdir)
     return a.args
@@ -174,7 +174,7 @@ def problem() -> str | None:
     except OSError as exc:
         return str(exc)
     try:
-        done = subprocess.run(
+        done = subprocess.run(  # noqa: S603 - our own bwrap argv, no shell
             command(bwrap, setpriv, ws.path, ENV),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -27,43 +27,24 @@ from relayflow.agents.wire import (
 )
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import StepInfo
-from relayflow.errors import (
-    AccessDenied,
-    AgentError,
-    BudgetExceeded,
-    CircuitOpen,
-    Problem,
-    ProviderError,
-    ProviderTimeout,
-    RateLimited,
-    RelayflowError,
-    SpecError,
-)
+from relayflow.errors import Problem, ProviderTimeout, RelayflowError, SpecError
+from relayflow.errors_http import INVALID_REQUEST, error_body, http_error
 from relayflow.schema.workflow import Workflow
-from relayflow.scrub import get_logger, scrub
+from relayflow.scrub import get_logger
 from relayflow.spec.loader import load_spec
 
 logger = get_logger("relayflow.server.agent")
 
-#: each error kind's HTTP status, most specific first
-_STATUS: tuple[tuple[type[RelayflowError], int], ...] = (
-    (AgentError, 422),
-    (AccessDenied, 403),
-    (BudgetExceeded, 403),
-    (ProviderTimeout, 504),
-    (RateLimited, 503),
-    (CircuitOpen, 503),
-    (ProviderError, 502),
-    (RelayflowError, 500),
-)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "The request is invalid, or the agent "
-          "cannot process this input (AgentError)."},
-    403: {"model": ErrorResponse, "description": "Access denied, or a hard budget is spent."},
+          "cannot process this input (agent_error)."},
+    403: {"model": ErrorResponse, "description": "Access denied."},
+    429: {"model": ErrorResponse, "description": "The provider is rate limited, or a hard "
+          "budget is spent; see Retry-After where it is known."},
     500: {"model": ErrorResponse, "description": "The agent failed unexpectedly."},
     502: {"model": ErrorResponse, "description": "The agent's model provider failed."},
-    503: {"model": ErrorResponse, "description": "The provider is rate limited or its circuit "
-          "breaker is open; see Retry-After."},
+    503: {"model": ErrorResponse, "description": "The provider's circuit breaker is open; see "
+          "Retry-After."},
     504: {"model": ErrorResponse, "description": "The step ran past its timeout."},
 }  # fmt: skip
 
@@ -164,25 +145,14 @@ class AgentService:
 
 
 def error_response(exc: Exception) -> JSONResponse:
-    """An error as JSON with its status: relayflow's errors by kind, anything else as 500."""
-    headers = {}
-    if isinstance(exc, RelayflowError):
-        status = next(code for kind, code in _STATUS if isinstance(exc, kind))
-        body = ErrorResponse(detail=scrub(" ".join(str(exc).split())), error=type(exc).__name__)
-        retry_after = getattr(exc, "retry_after", None)
-        if status == 503:
-            headers["Retry-After"] = str(max(1, round(retry_after or 1)))
-    else:
-        status = 500
-        body = ErrorResponse(
-            detail=scrub(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"),
-            error="InternalError",
-        )
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    """An error in the one shape with its class's status (relayflow/errors_http.py); anything
+    relayflow did not raise on purpose is a 500."""
+    answer = http_error(exc)
+    return JSONResponse(answer.body, status_code=answer.status, headers=dict(answer.headers))
 
 
 def _validation_response(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - invariant: registered for this type only
     problems = []
     for error in exc.errors():
         loc = tuple(error.get("loc", ()))
@@ -198,12 +168,13 @@ def _validation_response(request: Request, exc: Exception) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
     if content_type and "json" not in content_type:
         detail += f" (the body was sent as {content_type}; send Content-Type: application/json)"
-    body = ErrorResponse(
-        detail=f'invalid request: {detail} — send {{"data": {{…}}}} (see /docs)',
-        error="RequestValidationError",
-        problems=problems,
+    body = error_body(
+        "invalid request",
+        INVALID_REQUEST,
+        f'invalid request: {detail} — send {{"data": {{…}}}} (see /docs)',
+        problems,
     )
-    return JSONResponse(body.model_dump(), status_code=422)
+    return JSONResponse(body, status_code=422)
 
 
 def create_agent_app(workflow_file: str | Path | Workflow, agent_name: str) -> FastAPI:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from relayflow.errors import Problem, SpecError
+from relayflow.errors import ConfigError, Problem, SpecError
 from relayflow.schema.file import RetrievalConfig
 from relayflow.schema.workflow import Workflow
 from relayflow.spec.validate_files import (  # the enumeration `validate` checks, kept as one
@@ -43,7 +43,7 @@ def roots_of(folders: Sequence[str | Path]) -> tuple[Path, ...]:
     for folder in folders:
         path = Path(folder).expanduser().resolve()
         if not path.is_dir():
-            raise ValueError(f"--workflow-root {folder}: not a folder — create it or fix the path")
+            raise ConfigError(f"--workflow-root {folder}: not a folder — create it or fix the path")
         out.append(path)
     return tuple(out)
 

@@ -1,6 +1,7 @@
-"""Every error as JSON ``{"error": …, "detail": …}`` with the right status, the request body
-limit (413) enforced while the body streams in, and the JSON response class that can encode
-whatever it is given (a lone surrogate becomes U+FFFD rather than a 500)."""
+"""Every error in the one JSON shape of relayflow/errors_http.py (``{"error", "type",
+"detail", "problems"}``) with its class's status, the request body limit (413) enforced while
+the body streams in, and the JSON response class that can encode whatever it is given (a lone
+surrogate becomes U+FFFD rather than a 500)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relayflow.errors import AccessDenied, SpecError, StoreError
-from relayflow.scrub import scrub
-from relayflow.server.operations import Conflict, NotFound, Unauthorized
+from relayflow.errors import RelayflowError
+from relayflow.errors_http import INVALID_REQUEST, error_body, http_error, status_type
 from relayflow.text import clean
 
 
@@ -29,36 +29,26 @@ class SafeJSON(JSONResponse):
             return super().render(clean(content))
 
 
-def _json(status: int, error: str, detail: Any = None, **headers: str) -> JSONResponse:
-    # an error's text may quote a credential (a store URL's password, a key a provider echoed)
-    body = {"error": scrub(error), "detail": scrub(detail) if isinstance(detail, str) else detail}
-    return SafeJSON(body, status_code=status, headers=headers)
+def _json(
+    status: int,
+    error: str,
+    type_name: str,
+    detail: Any = None,
+    problems: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    return SafeJSON(error_body(error, type_name, detail, problems or ()), status_code=status)
+
+
+def error_response(exc: BaseException) -> JSONResponse:
+    """``exc`` as the app's answer: its class's status, the one shape, and its headers."""
+    answer = http_error(exc)
+    return SafeJSON(answer.body, status_code=answer.status, headers=dict(answer.headers))
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(Unauthorized)
-    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
-        return _json(401, str(exc), None, **{"WWW-Authenticate": "Bearer"})
-
-    @app.exception_handler(AccessDenied)
-    async def _denied(_: Request, exc: AccessDenied) -> JSONResponse:
-        return _json(403, "access denied", str(exc))
-
-    @app.exception_handler(NotFound)
-    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return _json(404, str(exc))
-
-    @app.exception_handler(Conflict)
-    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return _json(409, str(exc))
-
-    @app.exception_handler(SpecError)
-    async def _spec(_: Request, exc: SpecError) -> JSONResponse:
-        return _json(422, "invalid workflow", [str(p) for p in exc.problems])
-
-    @app.exception_handler(StoreError)
-    async def _store(_: Request, exc: StoreError) -> JSONResponse:
-        return _json(503, "the store is unavailable", str(exc))
+    @app.exception_handler(RelayflowError)
+    async def _relayflow(_: Request, exc: RelayflowError) -> JSONResponse:
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -67,19 +57,24 @@ def install(app: FastAPI) -> None:
         if bad_json:
             reason = (bad_json[0].get("ctx") or {}).get("error", "")
             where = bad_json[0]["loc"][-1] if bad_json[0].get("loc") else "?"
-            return _json(400, "malformed JSON", f"{reason} at character {where}".strip())
+            return _json(
+                400, "malformed JSON", "malformed_json", f"{reason} at character {where}".strip()
+            )
         # loc, msg and type only: pydantic's ``input`` and ``ctx`` would echo what was sent
         detail = [
             {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e["type"]}
             for e in errors
         ]
-        return _json(422, "invalid request", detail)
+        problems = [
+            {"field": ".".join(d["loc"]), "message": d["msg"], "type": d["type"]} for d in detail
+        ]
+        return _json(422, "invalid request", INVALID_REQUEST, detail, problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
         return SafeJSON(
-            {"error": str(exc.detail), "detail": None},
+            error_body(str(exc.detail), status_type(exc.status_code)),
             status_code=exc.status_code,
             headers=headers,
         )
@@ -123,8 +118,10 @@ class BodyLimit:
 
 
 def _too_large(limit: int) -> JSONResponse:
-    return _json(413, "request body too large", f"the server accepts at most {limit} bytes")
+    return _json(
+        413, "request body too large", status_type(413), f"the server accepts at most {limit} bytes"
+    )
 
 
 def _bad_length() -> JSONResponse:
-    return _json(400, "invalid Content-Length header")
+    return _json(400, "invalid Content-Length header", status_type(400))

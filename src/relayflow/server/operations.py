@@ -4,7 +4,7 @@ records a refusal, redacts what the token may not read, and answers with the API
 The JSON routes (server/routes.py) and the review pages call the same methods:
 
     svc = request.app.state.operations
-    token = svc.authenticate(secret)                       # Unauthorized
+    token = svc.authenticate(secret)                       # Unauthenticated
     await svc.register_workflow(token, name=…, yaml=…, files=… | path=…)  # SpecError (422)
     svc.list_workflows(token) / svc.get_workflow(token, name) / svc.registrations(token, name)
     await svc.submit(token, name, data, version=None, idempotency_key=None)  # (RunView, replayed)
@@ -18,7 +18,7 @@ The JSON routes (server/routes.py) and the review pages call the same methods:
     svc.add_feedback(token, FeedbackIn) / svc.list_feedback(token, workflow)
     svc.workflow_metrics(token, name) / svc.denials(token)
 
-Errors: AccessDenied (403, recorded), NotFound (404), Conflict (409), Unauthorized (401),
+Errors: AccessDenied (403, recorded), NotFound (404), Conflict (409), Unauthenticated (401),
 SpecError (422). All store access happens on the event loop's thread (call from ``async def``).
 """
 
@@ -34,7 +34,7 @@ from sqlalchemy import delete, select, update
 
 from relayflow.core import events as ev
 from relayflow.core.ids import new_id
-from relayflow.errors import AccessDenied, RelayflowError, StoreError
+from relayflow.errors import AccessDenied, Conflict, NotFound, StoreError, Unauthenticated
 from relayflow.govern.access import Action, Token, TokenStore, needed_for
 from relayflow.govern.principal import Principal
 from relayflow.observe.metrics import PrometheusMetrics
@@ -75,18 +75,6 @@ log = get_logger("relayflow.server")
 FINAL = ("succeeded", "failed", "cancelled")
 #: who reads ``/metrics``: a token with a grant on ``*`` (default), anyone, or no one
 MetricsAccess = Literal["token", "public", "off"]
-
-
-class NotFound(RelayflowError):
-    """No such workflow, run or review (or none this token may see)."""
-
-
-class Conflict(RelayflowError):
-    """The thing exists but is not in a state that allows this (a decided review …)."""
-
-
-class Unauthorized(RelayflowError):
-    """No token, or one that is unknown or revoked."""
 
 
 class Operations:
@@ -169,11 +157,11 @@ class Operations:
 
     def authenticate(self, secret: str | None) -> Token:
         if not secret:
-            raise Unauthorized("no API token: send `Authorization: Bearer <token>`")
+            raise Unauthenticated("no API token: send `Authorization: Bearer <token>`")
         token = self.tokens.authenticate(secret)
         if token is None:
             self.tokens.record_denial(None, "authenticate", None, "a valid token", "unknown token")
-            raise Unauthorized("invalid or revoked API token")
+            raise Unauthenticated("invalid or revoked API token")
         return token
 
     def check(self, token: Token, action: Action, workflow: str | None) -> None:
@@ -214,10 +202,10 @@ class Operations:
         self.check(token, "register", name)
         prepared: Prepared
         if yaml is not None:
-            assert name is not None
+            assert name is not None  # noqa: S101 - invariant: the body model requires a name with yaml
             prepared = await asyncio.to_thread(self.catalog.prepare_text, name, yaml, files)
         else:
-            assert path is not None
+            assert path is not None  # noqa: S101 - invariant: the body model requires path without yaml
             prepared = await asyncio.to_thread(self.catalog.prepare_path, path, name)
         try:
             self.check(token, "register", prepared.workflow.name)
@@ -318,7 +306,7 @@ class Operations:
             earlier = self._claim_key(token, name, idempotency_key, "run", body, run_id)
             if earlier is not None:
                 record = self.store.get_run(earlier)
-                assert record is not None  # _claim_key released a key without its run
+                assert record is not None  # noqa: S101 - _claim_key released a key without its run
                 return self._run_view(token, record, self._workflow_of(record), None), True
         try:
             record = self._queue(token, workflow, data, None, item_key, run_id)
@@ -422,7 +410,7 @@ class Operations:
             run_id, workflow.name, workflow.version, data, batch_id=batch_id, item_key=item_key
         )
         record = self.store.get_run(run_id)
-        assert record is not None
+        assert record is not None  # noqa: S101 - invariant: the run was just recorded
         self._start_run(record, workflow, token)
         return record
 

@@ -16,11 +16,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
-from relayflow.errors import AccessDenied, StoreError
+from relayflow.core.money import money
+from relayflow.errors import AccessDenied, Conflict, NotFound, StoreError, Unauthenticated
 from relayflow.govern.access import Token
 from relayflow.scrub import scrub
 from relayflow.server.deps import COOKIE
-from relayflow.server.operations import Conflict, NotFound, Operations, Unauthorized
+from relayflow.server.operations import Operations
 from relayflow.server.redact import MASK
 from relayflow.server.schemas import ReviewView, RunView
 from relayflow.text import surrogate_message, surrogate_path
@@ -51,7 +52,7 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(pretty=_pretty, ago=_ago, when=_when, seconds=_seconds, money=_money)
+    env.filters.update(pretty=_pretty, ago=_ago, when=_when, seconds=_seconds, money=money)
     return env
 
 
@@ -83,10 +84,6 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "—"
 
 
-def _money(value: float | None) -> str:
-    return "—" if value is None else f"${value:.4f}"
-
-
 TEMPLATES = _env()
 
 
@@ -100,7 +97,7 @@ class PageRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
-            except Unauthorized:
+            except Unauthenticated:
                 target = "/reviews"  # a form's target is no page to come back to
                 if request.method == "GET":
                     query = request.url.query
@@ -130,7 +127,7 @@ def _service(request: Request) -> Operations:
 
 
 def _token(request: Request) -> Token:
-    """The logged-in token (the cookie); Unauthorized sends the browser to the login page."""
+    """The logged-in token (the cookie); Unauthenticated sends the browser to the login page."""
     return _service(request).authenticate(request.cookies.get(COOKIE))
 
 
@@ -232,7 +229,7 @@ async def login(request: Request) -> Response:
     secret = fields.get("token", "").strip()
     try:
         _service(request).authenticate(secret)
-    except Unauthorized:
+    except Unauthenticated:
         message = "Enter your API token." if not secret else "Unknown or revoked token."
         return _render(request, "login.html", 401, next=target, error=message)
     response = RedirectResponse(target, 303)

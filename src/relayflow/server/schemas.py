@@ -38,10 +38,13 @@ class _Body(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every error: what went wrong, and details (the problems, the role needed …)."""
+    """Every error, in relayflow's one error shape (relayflow/errors_http.py): what went wrong
+    in one line, its ``type`` for programs, details (the role needed …) and the problems."""
 
     error: str
+    type: str
     detail: Any = None
+    problems: list[dict[str, Any]] = []
 
 
 # ---- workflows ----------------------------------------------------------------------------------

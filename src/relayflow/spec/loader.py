@@ -143,7 +143,7 @@ def load_spec_text(text: str, file: Path) -> Workflow:
         problems[early:] = attribute(problems[early:], where, str(root), layered.owned)
     if problems:
         raise SpecError(sorted(set(problems), key=lambda p: _order(p, where)))
-    assert spec is not None
+    assert spec is not None  # noqa: S101 - invariant: no problems means a spec
     notes = model_file_notes(spec.models, root.parent, lines, str(root))
     if layered is not None:
         notes = attribute(notes, where, str(root), layered.owned)

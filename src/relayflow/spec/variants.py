@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from relayflow.errors import Problem, RelayflowError
+from relayflow.errors import InputError, NotFound, Problem
 from relayflow.schema.file import AgentConfig, RetrievalConfig, VariantSpec, WorkflowSpec
 from relayflow.schema.yaml_lines import LineMap, Path_
 
@@ -61,12 +61,12 @@ def find_variant(workflow: Workflow, name: str) -> VariantSpec:
         if variant.name == name:
             return variant
     if not workflow.spec.variants:
-        raise RelayflowError(
+        raise InputError(
             f"{workflow.file}: workflow {workflow.name!r} has no variants: — add a `variants:` "
             "section, or leave out --variant"
         )
     names = ", ".join(variant_names(workflow))
-    raise RelayflowError(f"{workflow.file}: no variant {name!r} — use one of: {names}")
+    raise NotFound(f"{workflow.file}: no variant {name!r} — use one of: {names}")
 
 
 def apply_overrides(agent: AgentConfig, override: dict[str, Any]) -> AgentConfig:

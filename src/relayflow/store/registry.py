@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from relayflow.errors import RelayflowError, StoreError
+from relayflow.errors import Conflict, InputError, NotFound, StoreError
 from relayflow.store.artifacts import default_artifacts, write_atomically
 from relayflow.store.database import open_database
 from relayflow.store.versions import (
@@ -49,7 +49,7 @@ _LABEL = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 def check_label(label: str) -> str:
     """``label`` if it is a valid label name (a letter, then letters, digits, ``. _ -``)."""
     if not _LABEL.fullmatch(label):
-        raise RelayflowError(
+        raise InputError(
             f"invalid label {label!r}: start with a letter, then letters, digits, '.', '_' or "
             "'-' (64 at most), e.g. v3, staging, production"
         )
@@ -117,7 +117,7 @@ class Registry:
             return chosen
         found = self.tables.workflows(name)
         if len(found) > 1:
-            raise RelayflowError(
+            raise InputError(
                 f"{name!r} is in {len(found)} workflows of the registry ({', '.join(found)}): "
                 "name one with --workflow"
             )
@@ -126,7 +126,7 @@ class Registry:
     def _writing_to(self, workflow: str | None, name: str) -> str:
         chosen = workflow or self.workflow
         if chosen is None:
-            raise RelayflowError(f"registering a version of {name!r} needs its workflow")
+            raise InputError(f"registering a version of {name!r} needs its workflow")
         return chosen
 
     # ---- versions -----------------------------------------------------------------------
@@ -167,7 +167,7 @@ class Registry:
             )
         )
         found = self.tables.find(workflow, candidate.name, version)
-        assert found is not None
+        assert found is not None  # noqa: S101 - invariant: the row was just written
         return found
 
     def get(self, name: str, version: str, *, workflow: str | None = None) -> ModelVersion:
@@ -184,8 +184,8 @@ class Registry:
                 if known
                 else "`relayflow models list` shows the names"
             )
-            raise RelayflowError(f"no version {version!r} of {name!r} in the registry: {hint}")
-        raise RelayflowError(
+            raise NotFound(f"no version {version!r} of {name!r} in the registry: {hint}")
+        raise InputError(
             f"{version!r} matches {len(rows)} versions of {name!r}: give more characters"
         )
 
@@ -225,7 +225,7 @@ class Registry:
         version = found.get((name, label))
         if version is None:
             known = sorted(lbl for _n, lbl in found) or ["none"]
-            raise RelayflowError(
+            raise NotFound(
                 f"{name!r} has no version labelled {label!r} (its labels: {', '.join(known)}) "
                 f"— set it with `relayflow prompts label {name}@VERSION {label}`"
             )
@@ -249,12 +249,12 @@ class Registry:
     def remove_label(self, name: str, label: str, *, workflow: str | None = None) -> None:
         """Take ``label`` off ``name`` (``production`` cannot be removed, only moved)."""
         if label == PRODUCTION:
-            raise RelayflowError(
+            raise Conflict(
                 "the production label cannot be removed, only moved (label another version, or "
                 "`relayflow models rollback`)"
             )
         if not self.tables.delete_label(self.workflow_of(name, workflow), name, label):
-            raise RelayflowError(f"{name!r} has no label {label!r}")
+            raise NotFound(f"{name!r} has no label {label!r}")
 
     def with_prefix(self, prefix: str, kind: str | None = None) -> builtins.list[ModelVersion]:
         """Every version (of any name, in the registry's scope) whose id starts with
@@ -283,7 +283,7 @@ class Registry:
         scope = self.workflow_of(name, workflow)
         chosen = self.get(name, version, workflow=scope)
         if chosen.status == "production":
-            raise RelayflowError(
+            raise Conflict(
                 f"{name} {chosen.version} is in production: roll it back instead of rejecting it"
             )
         self.tables.set_status(scope, name, chosen.version, "rejected", "reject", note)
@@ -294,7 +294,7 @@ class Registry:
         scope = self.workflow_of(name, workflow)
         stack = self._stack(scope, name)
         if len(stack) < 2:
-            raise RelayflowError(
+            raise Conflict(
                 f"{name!r} has no earlier production version to roll back to "
                 "(`relayflow models list` shows its history)"
             )
@@ -320,11 +320,11 @@ class Registry:
         scope = self._writing_to(workflow, name)
         if content is None:
             if target is None:
-                raise RelayflowError(f"adopting {name!r} needs a file or its content")
+                raise InputError(f"adopting {name!r} needs a file or its content")
             try:
                 content = target.read_bytes()
             except OSError as exc:
-                raise RelayflowError(
+                raise InputError(
                     f"cannot read {target} to register it as {name!r}: {exc.strerror or exc} — "
                     "create it first (train the model, write the template)"
                 ) from exc

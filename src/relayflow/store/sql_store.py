@@ -166,7 +166,7 @@ class SqlStore(StoreReads):
         return self._waiter
 
     def _log_buffer(self) -> None:
-        assert self._journal is not None
+        assert self._journal is not None  # noqa: S101 - invariant: called only with a journal
         if self._buffer:
             buffer, self._buffer = self._buffer, []
             try:
