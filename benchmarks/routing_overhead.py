@@ -62,11 +62,11 @@ def reviewed_store(folder: Path, answers: int = 40) -> str:
     """A SQLite run store where ``answers`` answers of step ``ask`` by ``big`` were approved."""
     from sqlalchemy import insert
 
-    from relayflow.learn.storage import open_engine
     from relayflow.store import schema
+    from relayflow.store.database import open_database
 
     url = f"sqlite:///{folder / 'runs.db'}"
-    engine = open_engine(url, create=True)
+    engine = open_database(url, create=True)
     with engine.begin() as conn:
         for i in range(answers):
             run_id = f"run-{i}"

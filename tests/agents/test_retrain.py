@@ -15,9 +15,9 @@ from relayflow.agents.retrain import RetrainAgent, parse_schedule
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import StepInfo
 from relayflow.errors import AgentError
-from relayflow.learn.registry import Registry
-from relayflow.learn.storage import load_state
 from relayflow.schema.file import RetrainConfig
+from relayflow.store.checkpoints import load_state
+from relayflow.store.registry import Registry
 from tests.learn import synthetic as syn
 
 pytest.importorskip("sklearn", reason="scikit-learn (extra: sklearn) is missing")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relayflow.learn.registry import Registry
+from relayflow.store.registry import Registry
 from tests.cli.cli_support import Cli
 from tests.learn import synthetic as syn
 

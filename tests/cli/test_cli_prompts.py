@@ -113,3 +113,36 @@ def test_without_a_store_the_error_says_how_to_make_one(cli: Cli) -> None:
     result = cli("prompts", "show", "v1")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: no run store at .relayflow/runs.db: run a workflow")
+
+
+def test_a_step_name_in_two_workflows_needs_the_workflow(cli: Cli, project: Path) -> None:
+    cli.write("sort.jinja", "Sort {{ q }}\n")
+    text = project.read_text().replace("name: support", "name: triage")
+    triage = cli.write("triage.yaml", text.replace("ask.jinja", "sort.jinja"))
+    assert cli("prompts", "list", project.name).exit_code == 0
+    assert cli("prompts", "list", triage.name).exit_code == 0
+
+    rows = _listed(cli, "Ask")
+    assert [(r["workflow"], r["version"]) for r in rows] == [
+        ("support", prompt_hash(V1)),
+        ("triage", prompt_hash("Sort {{ q }}\n")),
+    ]
+    ambiguous = cli("prompts", "show", "Ask")
+    assert ambiguous.exit_code == 1
+    assert ambiguous.stderr == (
+        "error: 'Ask' is in 2 workflows of the registry (support, triage): name one with "
+        "--workflow\n"
+    )
+    shown = cli("prompts", "show", "Ask", "-w", "triage")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.strip() == "Sort {{ q }}"
+    labelled = cli("prompts", "label", "Ask", "v1", "--workflow", "support")
+    assert labelled.exit_code == 0, labelled.output
+    assert [r["labels"] for r in _listed(cli, "Ask")] == [["v1"], []]
+    assert [r["workflow"] for r in _listed(cli, "-w", "triage")] == ["triage"]
+    models = cli("models", "list", "--json", "-w", "support")
+    assert models.exit_code == 0, models.output
+    assert [(v["workflow"], v["name"]) for v in json.loads(models.stdout)] == [("support", "Ask")]
+    promote = cli("models", "promote", "Ask", prompt_hash(V1))
+    assert promote.exit_code == 1 and "(support, triage)" in promote.stderr
+    assert promote.stderr.count("\n") == 1

@@ -24,8 +24,9 @@ from typer.testing import CliRunner, Result
 import relayflow
 from relayflow.agents.retrain import RetrainAgent
 from relayflow.learn.prompt_job import BEGIN
-from relayflow.learn.registry import Registry
-from relayflow.learn.storage import load_state, open_engine
+from relayflow.store.checkpoints import load_state
+from relayflow.store.database import open_database
+from relayflow.store.registry import Registry
 from relayflow.store.sql_store import SqlStore
 from tests.providers.conftest import gguf, llama_server  # noqa: F401  (fixtures)
 
@@ -197,7 +198,7 @@ def test_the_seed_runs_from_s3_through_all_five_agents_with_gpt5x_on_the_local_m
             assert [s for s in AGENTS if steps[s].status == "finished"] == AGENTS
             run = store.get_run(r["run_id"])
             assert run is not None and run.status == "succeeded"
-    engine = open_engine(str(cli.store))
+    engine = open_database(str(cli.store))
     try:
         state = load_state(engine, "seed", "FeedbackLoopAgent")
     finally:

@@ -16,10 +16,10 @@ from relayflow.core import events as ev
 from relayflow.core.result import Usage
 from relayflow.errors import RelayflowError
 from relayflow.learn.prompt_job import strip_examples, template_fields
-from relayflow.learn.registry import Registry
 from relayflow.learn.retrain import RetrainOutcome, RetrainRequest, run_retrain
 from relayflow.prompts.templates import PromptTemplate, render
 from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price
+from relayflow.store.registry import Registry
 from relayflow.store.sql_store import SqlStore
 
 TEMPLATE = "Classify the message {{ text }} as refund or other.\nAnswer:"

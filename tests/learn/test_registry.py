@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from relayflow.errors import RelayflowError
-from relayflow.learn.registry import Candidate, Registry, content_version
-from relayflow.learn.storage import load_state, save_state
+from relayflow.store.checkpoints import load_state, save_state
+from relayflow.store.registry import Candidate, Registry, content_version
 
 
 @pytest.fixture
 def registry(store_url: str, tmp_path: Path) -> Iterator[Registry]:
-    reg = Registry(store_url, artifacts=tmp_path / "artifacts")
+    reg = Registry(store_url, workflow="wf", artifacts=tmp_path / "artifacts")
     try:
         yield reg
     finally:
@@ -35,7 +35,7 @@ def test_versions_are_the_sha256_prefix_of_the_artifact(registry: Registry, tmp_
     assert first.version == content_version(b"model one")
     assert first.status == "candidate" and first.kind == "sklearn"
     artifact = Path(first.artifact)
-    assert artifact == tmp_path / "artifacts" / "fraud" / f"{first.version}.joblib"
+    assert artifact == tmp_path / "artifacts" / "wf" / "fraud" / f"{first.version}.joblib"
     assert artifact.read_bytes() == b"model one"
     card = json.loads(artifact.with_suffix(".card.json").read_text())
     assert card == {"name": "fraud", "note": "t", "version": first.version}
@@ -165,6 +165,7 @@ def test_drift_checkpoints_round_trip(registry: Registry) -> None:
 
 
 def test_artifacts_live_beside_a_sqlite_store_by_default(tmp_path: Path) -> None:
-    with Registry(str(tmp_path / "store" / "runs.db")) as reg:
+    with Registry(str(tmp_path / "store" / "runs.db"), workflow="wf") as reg:
         version = reg.register(_model("fraud", b"x", tmp_path / "m.joblib"))
-    assert Path(version.artifact).parent == (tmp_path / "store" / "models" / "fraud").resolve()
+    folder = tmp_path / "store" / "models" / "wf" / "fraud"
+    assert Path(version.artifact).parent == folder.resolve()

@@ -12,8 +12,8 @@ import pytest
 import relayflow
 from relayflow.errors import RelayflowError
 from relayflow.learn.data import Fields, labelled_rows
-from relayflow.learn.registry import Registry
 from relayflow.learn.retrain import RetrainOutcome, RetrainRequest, resolve_target, run_retrain
+from relayflow.store.registry import Registry
 from relayflow.store.sql_store import SqlStore
 from tests.learn import synthetic as syn
 

@@ -11,7 +11,6 @@ import pytest
 
 import relayflow
 from relayflow.errors import AgentError, RelayflowError
-from relayflow.learn.registry import Registry
 from relayflow.prompts.registry import (
     move_label,
     prompt_versions,
@@ -20,6 +19,7 @@ from relayflow.prompts.registry import (
     split_pin,
 )
 from relayflow.prompts.templates import PromptTemplate, prompt_hash
+from relayflow.store.registry import Registry
 from tests.engine.helpers import Endpoint, write_workflow
 
 
@@ -51,20 +51,24 @@ def test_split_pin() -> None:
     assert split_pin("reply.jinja@3v") == ("reply.jinja@3v", None)
 
 
-def test_a_template_is_registered_once_per_text_with_its_workflows(
+def test_a_template_is_registered_once_per_text_in_each_workflow_s_history(
     registry: Registry, tmp_path: Path
 ) -> None:
     one = _template(tmp_path, "Answer {{ q }}")
     first = register_prompt(registry, "Ask", one, "support")
+    assert register_prompt(registry, "Ask", one, "support") == first, "registered once"
     again = register_prompt(registry, "Ask", one, "triage")
     assert first.version == again.version == prompt_hash("Answer {{ q }}") == one.version
+    assert (first.workflow, again.workflow) == ("support", "triage")
     assert first.kind == "prompt" and first.artifact == "Answer {{ q }}"
     assert first.target == str((tmp_path / "ask.jinja").resolve())
     two = register_prompt(registry, "Ask", _template(tmp_path, "Reply to {{ q }}"), "support")
     listed = prompt_versions(registry)
-    assert [(v.version, v.workflows) for v in listed] == [
-        (two.version, ("support",)),
-        (first.version, ("support", "triage")),
+    # two workflows with a step of the same name keep two histories
+    assert [(v.workflow, v.version, v.workflows) for v in listed] == [
+        ("support", two.version, ("support",)),
+        ("support", first.version, ("support",)),
+        ("triage", first.version, ("triage",)),
     ]
     # one registry: retraining's view (`relayflow models list`) holds the same versions
     assert {v.version for v in registry.list("Ask")} == {first.version, two.version}
@@ -208,3 +212,42 @@ def test_a_missing_label_or_store_stops_the_run_with_one_line(
     with pytest.raises(AgentError, match="pins label 'production', which lives in the run store"):
         _run(wf, None, 1)
     assert endpoint.calls == 0
+
+
+def test_two_workflows_with_a_step_of_the_same_name_keep_separate_histories(
+    tmp_path: Path, endpoint: Endpoint
+) -> None:
+    store = str(tmp_path / "runs.db")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    support = write_workflow(tmp_path / "a", _yaml(endpoint.url), {"ask.jinja": "Answer {{ q }}"})
+    triage_yaml = _yaml(endpoint.url).replace("name: support", "name: triage")
+    triage = write_workflow(tmp_path / "b", triage_yaml, {"ask.jinja": "Sort {{ q }}"})
+    _run(support, store, 2)
+    _run(triage, store, 1)
+
+    with Registry(store) as registry:
+        listed = prompt_versions(registry)
+        assert [(v.workflow, v.name, v.version, v.runs, v.workflows) for v in listed] == [
+            ("support", "Ask", prompt_hash("Answer {{ q }}"), 2, ("support",)),
+            ("triage", "Ask", prompt_hash("Sort {{ q }}"), 1, ("triage",)),
+        ]
+        # a label on one workflow's step is not on the other's
+        registry.set_label("Ask", "stable", prompt_hash("Sort {{ q }}"), workflow="triage")
+        assert registry.labels("Ask", workflow="support") == {}
+        assert resolve(registry, "Ask@stable").workflow == "triage"
+        with pytest.raises(RelayflowError, match=r"'Ask' is in 2 workflows .*\(support, triage\)"):
+            resolve(registry, "Ask")
+        with pytest.raises(RelayflowError, match=r"'Ask' is in 2 workflows .*--workflow"):
+            registry.production("Ask")
+    with Registry(store, workflow="support") as registry:
+        assert resolve(registry, "Ask").version == prompt_hash("Answer {{ q }}")
+        assert [v.workflow for v in registry.list("Ask")] == ["support"]
+
+    # retraining's view: each workflow's production is its own
+    with Registry(store, workflow="support") as registry:
+        registry.promote("Ask", prompt_hash("Answer {{ q }}"))
+    with Registry(store) as registry:
+        assert registry.production("Ask", workflow="triage") is None
+        kept = registry.production("Ask", workflow="support")
+        assert kept is not None and kept.version == prompt_hash("Answer {{ q }}")

@@ -522,10 +522,10 @@ def _reviewed(url: str, step: str, answers: Sequence[tuple[str, str, str]]) -> N
 
     from sqlalchemy import insert
 
-    from relayflow.learn.storage import open_engine
     from relayflow.store import schema
+    from relayflow.store.database import open_database
 
-    engine = open_engine(url, create=True)
+    engine = open_database(url, create=True)
     with engine.begin() as conn:
         for answered_by, answer, decision in answers:
             run_id = uuid.uuid4().hex
@@ -598,12 +598,12 @@ def test_read_outcomes_judges_by_hand_labels_then_reviews_that_saw_the_answer(
 
     from sqlalchemy import insert
 
-    from relayflow.learn.storage import open_engine
     from relayflow.providers.outcomes import read_outcomes
     from relayflow.store import schema
+    from relayflow.store.database import open_database
 
     url = f"sqlite:///{tmp_path / 'runs.db'}"
-    engine = open_engine(url, create=True)
+    engine = open_database(url, create=True)
 
     def step(run_id: str, answered_by: str | None, label: str) -> dict[str, Any]:
         versions = {"answered_by": answered_by} if answered_by else {}
@@ -668,7 +668,7 @@ def test_read_outcomes_judges_by_hand_labels_then_reviews_that_saw_the_answer(
             "gate=*": (1, 1),
         }
     }
-    assert read_outcomes(open_engine(url), "other", {"ask": "label"}) == {}
+    assert read_outcomes(open_database(url), "other", {"ask": "label"}) == {}
 
 
 ROUTED = """\

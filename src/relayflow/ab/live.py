@@ -40,30 +40,13 @@ def live_figures(store: SqlStore, workflow: Workflow, *, limit: int = 10_000) ->
 
 
 def _figures(store: SqlStore, workflow: Workflow, variant: str, limit: int) -> LiveFigures:
-    from sqlalchemy import func, select
-
     from relayflow.bench.reviewer import References
-    from relayflow.store import schema
-    from relayflow.store.statements import loads
+    from relayflow.store.outcomes import variant_runs
 
-    runs, steps = schema.runs, schema.steps
-    name = f"{workflow.name}{SEPARATOR}{variant}"
-    latest = (
-        select(runs.c.run_id, runs.c.status, runs.c.started, runs.c.ended, runs.c.output)
-        .where(runs.c.workflow == name)
-        .order_by(runs.c.started.desc())
-        .limit(limit)
-        .subquery()
-    )
-    query = (
-        select(latest, func.coalesce(func.sum(steps.c.cost), 0.0))
-        .select_from(latest.outerjoin(steps, steps.c.run_id == latest.c.run_id))
-        .group_by(*latest.c)
-    )
-    rows = store.select_committed(query)
-    statuses = [row[1] for row in rows]
-    done = [row for row in rows if row[1] == "succeeded"]
-    ttrs = [row[3] - row[2] for row in done if row[3] is not None]
+    rows = variant_runs(store.engine, f"{workflow.name}{SEPARATOR}{variant}", limit)
+    statuses = [row.status for row in rows]
+    done = [row for row in rows if row.status == "succeeded"]
+    ttrs = [row.ended - row.started for row in done if row.ended is not None]
     value = low = high = None
     scored = 0
     evaluate = workflow.spec.evaluate
@@ -72,7 +55,7 @@ def _figures(store: SqlStore, workflow: Workflow, variant: str, limit: int) -> L
         preds: list[Any] = []
         refs: list[Any] = []
         for row in done:
-            output = loads(row[4]) or {}
+            output = row.output or {}
             reference = references.lookup(output)
             if reference is not None:
                 preds.append(output.get(evaluate.prediction))
@@ -91,7 +74,7 @@ def _figures(store: SqlStore, workflow: Workflow, variant: str, limit: int) -> L
         waiting_review=statuses.count("waiting_review"),
         ttr_median=median(ttrs) if ttrs else None,
         ttr_p95=percentile(ttrs, 95) if ttrs else None,
-        cost_per_run=sum(float(row[5]) for row in rows) / len(rows) if rows else None,
+        cost_per_run=sum(row.cost for row in rows) / len(rows) if rows else None,
         accuracy=value,
         accuracy_low=low,
         accuracy_high=high,

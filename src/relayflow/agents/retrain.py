@@ -19,13 +19,12 @@ from relayflow.schema.file import AgentConfig, RetrainConfig
 from relayflow.scrub import get_logger
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from relayflow.core.handoff import Handoff
     from relayflow.learn.data import Fields
     from relayflow.learn.drift import DriftMonitor
     from relayflow.learn.retrain import RetrainOutcome, RetrainRequest
     from relayflow.schema.workflow import Workflow
+    from relayflow.store.database import Engine
 
 log = get_logger("relayflow.retrain")
 
@@ -136,9 +135,10 @@ class RetrainAgent(Agent):
             self._metric = cfg.metric or (evaluate.metric if evaluate else "accuracy")
         self._store = store_location(self.ctx)
         if self._store is not None and cfg.trigger != "manual":
-            from relayflow.learn.storage import load_state, open_engine
+            from relayflow.store.checkpoints import load_state
+            from relayflow.store.database import open_database
 
-            self._engine = await asyncio.to_thread(open_engine, self._store, create=True)
+            self._engine = await asyncio.to_thread(open_database, self._store, create=True)
             state = await asyncio.to_thread(load_state, self._engine, self._key, cfg.name)
             if state is not None:
                 self._runs_since = int(state.get("runs_since", 0))
@@ -295,7 +295,7 @@ class RetrainAgent(Agent):
     async def _checkpoint(self) -> None:
         if self._engine is None:
             return
-        from relayflow.learn.storage import save_state
+        from relayflow.store.checkpoints import save_state
 
         self._unsaved = 0
         await asyncio.to_thread(save_state, self._engine, self._key, self.name, self._state())

@@ -12,7 +12,7 @@ from relayflow.cli.common import STORE_ENV, StoreOption, store_location
 from relayflow.cli.output import UserError, console, local_time, note, print_json
 
 if TYPE_CHECKING:
-    from relayflow.learn.registry import ModelVersion, Registry
+    from relayflow.store.registry import ModelVersion, Registry
 
 app = typer.Typer(
     help="Model and prompt versions: list them, promote one, roll production back.",
@@ -21,6 +21,17 @@ app = typer.Typer(
 
 NameArgument = Annotated[
     str, typer.Argument(help="The model alias or inference step.", show_default=False)
+]
+
+WorkflowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--workflow",
+        "-w",
+        help="The workflow whose history to use (each keeps its own). Default: the only one "
+        "that has NAME.",
+        show_default=False,
+    ),
 ]
 
 
@@ -39,10 +50,10 @@ def existing_store(store: str | None) -> str:
     return str(path)
 
 
-def open_registry(store: str | None) -> Registry:
-    from relayflow.learn.registry import Registry
+def open_registry(store: str | None, workflow: str | None = None) -> Registry:
+    from relayflow.store.registry import Registry
 
-    return Registry(existing_store(store))
+    return Registry(existing_store(store), workflow=workflow)
 
 
 def golden_text(version: ModelVersion) -> str:
@@ -63,10 +74,12 @@ def list_versions(
         typer.Argument(help="Only this model alias or step.", show_default=False),
     ] = None,
     store: StoreOption = None,
+    workflow: WorkflowOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Every registered version, newest first, with its status and golden-set score."""
-    registry = open_registry(store)
+    """Every registered version, newest first, with its workflow, status and golden-set
+    score."""
+    registry = open_registry(store, workflow)
     try:
         versions = registry.list(name)
     finally:
@@ -75,6 +88,7 @@ def list_versions(
         print_json(
             [
                 {
+                    "workflow": v.workflow,
                     "name": v.name,
                     "version": v.version,
                     "kind": v.kind,
@@ -97,10 +111,11 @@ def list_versions(
     from rich.text import Text
 
     table = Table()
-    for column in ("name", "version", "kind", "status", "golden", "parent", "created"):
+    columns = ("workflow", "name", "version", "kind", "status", "golden", "parent", "created")
+    for column in columns:
         table.add_column(column, no_wrap=column != "golden")
     for v in versions:
-        cells = (v.name, v.version, v.kind, v.status, golden_text(v), v.parent or "-")
+        cells = (v.workflow, v.name, v.version, v.kind, v.status, golden_text(v), v.parent or "-")
         table.add_row(
             *(Text(c) for c in (*cells, local_time(v.created))),
             style="bold" if v.status == "production" else None,
@@ -115,10 +130,11 @@ def promote(
         str, typer.Argument(help="The version (or a unique prefix).", show_default=False)
     ],
     store: StoreOption = None,
+    workflow: WorkflowOption = None,
 ) -> None:
     """Make VERSION the production version of NAME (its file is written where the workflow
     reads it)."""
-    registry = open_registry(store)
+    registry = open_registry(store, workflow)
     try:
         chosen = registry.promote(name, version, note="promoted by hand")
     finally:
@@ -128,9 +144,11 @@ def promote(
 
 
 @app.command("rollback")
-def rollback(name: NameArgument, store: StoreOption = None) -> None:
+def rollback(
+    name: NameArgument, store: StoreOption = None, workflow: WorkflowOption = None
+) -> None:
     """Put back the production version of NAME that came before the current one."""
-    registry = open_registry(store)
+    registry = open_registry(store, workflow)
     try:
         current = registry.production(name)
         restored = registry.rollback(name, note="rolled back by hand")

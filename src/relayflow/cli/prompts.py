@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from relayflow.cli.common import StoreOption, load_workflow, store_for_writing
-from relayflow.cli.models import existing_store
+from relayflow.cli.models import WorkflowOption, existing_store
 from relayflow.cli.output import UserError, console, local_time, note, print_json
 
 if TYPE_CHECKING:
-    from relayflow.learn.registry import ModelVersion, Registry
     from relayflow.schema.workflow import Workflow
+    from relayflow.store.registry import ModelVersion, Registry
 
 app = typer.Typer(
     help="Prompt versions by content hash: list them, show or diff their text, label one.",
@@ -32,15 +32,16 @@ RefArgument = Annotated[
 ]
 
 
-def _registry(store: str | None, *, create: bool = False) -> Registry:
-    from relayflow.learn.registry import Registry
+def _registry(store: str | None, workflow: str | None, *, create: bool = False) -> Registry:
+    from relayflow.store.registry import Registry
 
-    return Registry(store_for_writing(store) if create else existing_store(store))
+    location = store_for_writing(store) if create else existing_store(store)
+    return Registry(location, workflow=workflow)
 
 
-def register_workflow(registry: Registry, workflow: Workflow) -> list[str]:
+def register_workflow(registry: Registry, workflow: Workflow) -> list[tuple[str, str]]:
     """Register the template of every inference step of ``workflow`` (as a run start does);
-    the names, in file order."""
+    their keys (workflow, step), in file order."""
     from relayflow.prompts.registry import register_prompt
     from relayflow.prompts.templates import PromptTemplate, load_template, split_pin
     from relayflow.schema.file import InferenceConfig
@@ -56,7 +57,7 @@ def register_workflow(registry: Registry, workflow: Workflow) -> list[str]:
         else:
             label, template = None, PromptTemplate(None, step.prompt or "")
         register_prompt(registry, step.name, template, workflow.name, used=label is None)
-        names.append(step.name)
+        names.append((workflow.name, step.name))
     return names
 
 
@@ -85,28 +86,30 @@ def list_prompts(
         ),
     ] = None,
     store: StoreOption = None,
+    workflow_name: WorkflowOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Every prompt version, newest first: hash, labels, template, first seen, the workflows
-    that used it and how many runs ran it."""
-    from relayflow.prompts.registry import prompt_names, prompt_versions
+    """Every prompt version, newest first: its workflow and step, hash, labels, template, first
+    seen, the workflows that used it and how many runs ran it."""
+    from relayflow.prompts.registry import prompt_keys, prompt_versions
 
     workflow = what is not None and _is_workflow(what)
-    registry = _registry(store, create=workflow)
+    registry = _registry(store, workflow_name, create=workflow)
     try:
         if what is None:
-            names = None
+            keys = None
         elif workflow:
-            names = register_workflow(registry, load_workflow(what))
+            keys = register_workflow(registry, load_workflow(what))
         else:
-            names = prompt_names(registry, what)
-        versions = prompt_versions(registry, names)
+            keys = prompt_keys(registry, what, one_workflow=False)
+        versions = prompt_versions(registry, keys)
     finally:
         registry.close()
     if as_json:
         print_json(
             [
                 {
+                    "workflow": v.workflow,
                     "name": v.name,
                     "version": v.version,
                     "labels": list(v.labels),
@@ -132,10 +135,12 @@ def list_prompts(
     from rich.text import Text
 
     table = Table()
-    for column in ("name", "version", "labels", "template", "first seen", "used by", "runs"):
+    columns = ("workflow", "name", "version", "labels", "template", "first seen", "used by", "runs")
+    for column in columns:
         table.add_column(column, no_wrap=column not in ("template", "used by"))
     for v in versions:
         cells = (
+            v.workflow,
             v.name,
             v.version,
             ", ".join(v.labels) or "-",
@@ -155,14 +160,14 @@ def _resolve(registry: Registry, ref: str) -> ModelVersion:
 
 
 @app.command("show")
-def show(ref: RefArgument, store: StoreOption = None) -> None:
+def show(ref: RefArgument, store: StoreOption = None, workflow: WorkflowOption = None) -> None:
     """Print the text of a prompt version (highlighted on a terminal)."""
-    registry = _registry(store)
+    registry = _registry(store, workflow)
     try:
         version = _resolve(registry, ref)
         labels = sorted(
             label
-            for (_n, label), v in registry.labels(version.name).items()
+            for (_n, label), v in registry.labels(version.name, workflow=version.workflow).items()
             if v == version.version
         )
     finally:
@@ -181,12 +186,13 @@ def diff(
     old: RefArgument,
     new: Annotated[str, typer.Argument(help="The version to compare with.", show_default=False)],
     store: StoreOption = None,
+    workflow: WorkflowOption = None,
     context: Annotated[int, typer.Option("--context", "-U", help="Lines of context.")] = 3,
 ) -> None:
     """A unified diff of two prompt versions (coloured on a terminal)."""
     import difflib
 
-    registry = _registry(store)
+    registry = _registry(store, workflow)
     try:
         a, b = _resolve(registry, old), _resolve(registry, new)
     finally:
@@ -228,18 +234,19 @@ def label(
         ),
     ],
     store: StoreOption = None,
+    workflow: WorkflowOption = None,
     remove: Annotated[
         bool, typer.Option("--remove", help="Take the label off REF's prompt instead.")
     ] = False,
 ) -> None:
     """Point a label at a prompt version (moving it from the version it was on)."""
-    from relayflow.prompts.registry import move_label, prompt_names
+    from relayflow.prompts.registry import move_label, prompt_keys
 
-    registry = _registry(store)
+    registry = _registry(store, workflow)
     try:
         if remove:
-            for prompt in prompt_names(registry, ref.rpartition("@")[0] or ref):
-                registry.remove_label(prompt, name)
+            for owner, prompt in prompt_keys(registry, ref.rpartition("@")[0] or ref):
+                registry.remove_label(prompt, name, workflow=owner)
                 note(f"{prompt}: label {name} removed")
             return
         chosen = move_label(registry, ref, name)

@@ -23,21 +23,19 @@ registers only workflows that run no code.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from sqlalchemy import select, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from relayflow.errors import AccessDenied
+from relayflow.store.grants import Denial, StoredToken, TokenTables
 
-from relayflow.errors import AccessDenied, StoreError
-from relayflow.store import schema
-from relayflow.store.migrations import ensure_schema
+if TYPE_CHECKING:
+    from relayflow.store.database import Engine
 
 Role = Literal["viewer", "operator", "reviewer", "admin"]
 Action = Literal[
@@ -177,11 +175,11 @@ def hash_token(secret: str) -> str:
 
 
 class TokenStore:
-    """Tokens and denials in the run store's database (tables ``api_tokens``, ``denials``)."""
+    """Tokens and denials in the run store's database (store/grants.py keeps the rows)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        ensure_schema(engine)
+        self.tables = TokenTables(engine)
 
     def create(
         self, name: str, grants: Sequence[Grant], *, team: str | None = None
@@ -192,47 +190,33 @@ class TokenStore:
         token_id = secrets.token_hex(6)
         secret = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         token = Token(token_id, name, tuple(grants), team, time.time(), None)
-        row = {
-            "token_id": token_id,
-            "name": name,
-            "hash": hash_token(secret),
-            "grants": json.dumps([g.to_json() for g in grants]),
-            "team": team,
-            "created": token.created,
-            "revoked": None,
-        }
-        self._write(schema.api_tokens.insert().values(**row))
+        stored = StoredToken(
+            token_id, name, tuple(g.to_json() for g in grants), team, token.created, None
+        )
+        self.tables.insert(stored, hash_token(secret))
         return secret, token
 
     def authenticate(self, secret: str) -> Token | None:
         """The live token whose secret this is, or None."""
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None
-        t = schema.api_tokens
-        rows = self._read(select(t).where(t.c.hash == hash_token(secret)))
-        if not rows or rows[0].revoked is not None:
+        found = self.tables.by_hash(hash_token(secret))
+        if found is None or found.revoked is not None:
             return None
-        return _token(rows[0])
+        return _token(found)
 
     def get(self, token_id: str) -> Token | None:
-        t = schema.api_tokens
-        rows = self._read(select(t).where(t.c.token_id == token_id))
-        return _token(rows[0]) if rows else None
+        found = self.tables.by_id(token_id)
+        return _token(found) if found is not None else None
 
     def list_tokens(self, *, include_revoked: bool = False) -> list[Token]:
-        t = schema.api_tokens
-        q = select(t).order_by(t.c.created)
-        if not include_revoked:
-            q = q.where(t.c.revoked.is_(None))
-        return [_token(r) for r in self._read(q)]
+        return [_token(t) for t in self.tables.tokens(include_revoked=include_revoked)]
 
     def revoke(self, id_or_name: str) -> list[Token]:
         """Revoke the token with this id, or every live token with this name."""
-        t = schema.api_tokens
         live = [tok for tok in self.list_tokens() if id_or_name in (tok.token_id, tok.name)]
         if live:
-            ids = [tok.token_id for tok in live]
-            self._write(update(t).where(t.c.token_id.in_(ids)).values(revoked=time.time()))
+            self.tables.revoke([tok.token_id for tok in live], time.time())
         return live
 
     def record_denial(
@@ -243,44 +227,26 @@ class TokenStore:
         needed: str,
         detail: str,
     ) -> None:
-        row = {
-            "denial_id": secrets.token_hex(8),
-            "ts": time.time(),
-            "token_id": token.token_id if token else None,
-            "token_name": token.name if token else None,
-            "action": action[:40],
-            "workflow": workflow[:200] if workflow else None,
-            "needed": needed[:200],
-            "detail": detail,
-        }
-        self._write(schema.denials.insert().values(**row))
+        self.tables.insert_denial(
+            Denial(
+                denial_id=secrets.token_hex(8),
+                ts=time.time(),
+                token_id=token.token_id if token else None,
+                token_name=token.name if token else None,
+                action=action,
+                workflow=workflow,
+                needed=needed,
+                detail=detail,
+            )
+        )
 
     def denials(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        t = schema.denials
-        return [
-            dict(r._mapping) for r in self._read(select(t).order_by(t.c.ts.desc()).limit(limit))
-        ]
-
-    def _write(self, stmt: Any) -> None:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(stmt)
-        except IntegrityError as exc:  # a token id drawn twice: astronomically rare
-            raise StoreError(f"cannot write a token: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write to the token tables: {exc}") from exc
-
-    def _read(self, query: Any) -> list[Any]:
-        try:
-            with self.engine.connect() as conn:
-                return list(conn.execute(query))
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read the token tables: {exc}") from exc
+        return [dataclasses.asdict(d) for d in self.tables.denials(limit=limit)]
 
 
-def _token(row: Any) -> Token:
+def _token(row: StoredToken) -> Token:
     grants = tuple(
         Grant(g["workflow"], g["role"], bool(g.get("see_sensitive")), bool(g.get("register_code")))
-        for g in json.loads(row.grants)
+        for g in row.grants
     )
     return Token(row.token_id, row.name, grants, row.team, row.created, row.revoked)

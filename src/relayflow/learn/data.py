@@ -4,23 +4,18 @@ hand (the ``feedback`` table), else the reference the item carried (``evaluate.r
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any
 
 from relayflow.errors import ConfigError, InputError
 from relayflow.eval.scoring import accuracy
-from relayflow.learn.storage import read
-from relayflow.store import schema
+from relayflow.store import outcomes
 
-#: the ``IN (…)`` lists of a query are sent in chunks of this many ids
-_CHUNK = 500
+if TYPE_CHECKING:
+    from relayflow.store.database import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,23 +71,12 @@ def labelled_rows(
 ) -> list[LabelledRow]:
     """The newest ``limit`` labelled runs of ``step`` (only ``runs``, or those since ``since``
     when given), oldest first. A feedback label wins over the reference the item carried."""
-    s, r = schema.steps, schema.runs
-    query = (
-        select(s.c.run_id, s.c.output, s.c.ended, r.c.item_key)
-        .join(r, r.c.run_id == s.c.run_id)
-        .where(r.c.workflow == workflow, s.c.step == step, s.c.status == "finished")
-        .order_by(s.c.ended.desc())
-        .limit(limit)
+    found = outcomes.finished_outputs(
+        engine, workflow=workflow, step=step, runs=runs, since=since, limit=limit
     )
-    if since is not None:
-        query = query.where(s.c.ended >= since)
-    found = []
-    for ids in _chunks(runs) if runs is not None else [None]:
-        found.extend(read(engine, query if ids is None else query.where(s.c.run_id.in_(ids))))
     labels = _feedback(engine, workflow, [row.run_id for row in found], fields)
     rows = []
-    for run_id, output_text, ended, item_key in found:
-        output = json.loads(output_text) if output_text else {}
+    for run_id, _step, output, ended, item_key, _versions in found:
         if not isinstance(output, dict):
             continue
         label, source = labels.get(run_id, (output.get(fields.reference), "carried"))
@@ -118,35 +102,22 @@ def _feedback(
     engine: Engine, workflow: str, run_ids: list[str], fields: Fields
 ) -> dict[str, tuple[Any, str]]:
     """The latest feedback label of each run: ``run_id -> (label, source)``."""
-    f = schema.feedback
     labels: dict[str, tuple[Any, str]] = {}
-    for ids in _chunks(run_ids):
-        query = (
-            select(f.c.run_id, f.c.label, f.c.source)
-            .where(f.c.workflow == workflow, f.c.run_id.in_(ids))
-            .order_by(f.c.created)
-        )
-        for run_id, text, source in read(engine, query):
-            value = json.loads(text)
-            label = label_of(value, fields) if isinstance(value, dict) else value
-            if label is not None:
-                labels[run_id] = (label, source)
+    for found in outcomes.labels_of_runs(engine, workflow, run_ids):
+        value = found.label
+        label = label_of(value, fields) if isinstance(value, dict) else value
+        if label is not None and found.run_id is not None:
+            labels[found.run_id] = (label, found.source)
     return labels
 
 
 def wait_for_runs(engine: Engine, step: str, run_ids: Sequence[str], timeout: float = 5.0) -> None:
     """Wait (up to ``timeout`` seconds) until the store shows ``step`` finished for every run:
     the run store commits its log a moment after a step ends."""
-    s = schema.steps
     wanted = list(dict.fromkeys(run_ids))
     deadline = time.monotonic() + timeout
     while wanted:
-        seen = 0
-        for ids in _chunks(wanted):
-            query = select(func.count()).where(
-                s.c.step == step, s.c.status == "finished", s.c.run_id.in_(ids)
-            )
-            seen += int(read(engine, query)[0][0])
+        seen = outcomes.finished_count(engine, step, wanted)
         if seen >= len(wanted) or time.monotonic() >= deadline:
             return
         time.sleep(0.05)
@@ -154,12 +125,10 @@ def wait_for_runs(engine: Engine, step: str, run_ids: Sequence[str], timeout: fl
 
 def review_answers(engine: Engine, run_id: str, step: str, field: str) -> tuple[Any, Any] | None:
     """``(model's answer, person's answer)`` in ``field`` of the decided review of ``step``."""
-    t = schema.reviews
-    query = select(t.c.output, t.c.decided_output).where(t.c.review_id == f"{run_id}:{step}")
-    rows = read(engine, query)
-    if not rows or rows[0].decided_output is None:
+    found = outcomes.decided_review(engine, run_id, step)
+    if found is None:
         return None
-    before, after = json.loads(rows[0].output), json.loads(rows[0].decided_output)
+    before, after = found
     if not isinstance(before, dict) or not isinstance(after, dict):
         return None
     return before.get(field), after.get(field)
@@ -181,9 +150,3 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     if bad is not None:
         raise InputError(f"{path}: record {bad + 1} of the golden set is not an object")
     return records
-
-
-def _chunks(ids: Sequence[str] | None) -> Iterator[list[str]]:
-    items = list(ids or [])
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]

@@ -18,8 +18,7 @@ from relayflow.eval.scoring import score
 from relayflow.learn.card import GoldenScores, model_card
 from relayflow.learn.data import Fields, LabelledRow, labelled_rows, wait_for_runs
 from relayflow.learn.golden import split
-from relayflow.learn.registry import Candidate, Registry
-from relayflow.learn.retrain import (
+from relayflow.learn.job import (
     MIN_GOLDEN,
     RetrainOutcome,
     RetrainRequest,
@@ -31,6 +30,7 @@ from relayflow.learn.retrain import (
 )
 from relayflow.providers.base import Provider
 from relayflow.schema.workflow import Workflow
+from relayflow.store.registry import Candidate, Registry
 
 #: at most this many corrected examples go into the few-shot block (the newest)
 MAX_EXAMPLES = 5

@@ -4,196 +4,15 @@ a candidate, judge it against production on the golden set, and promote it or re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from collections.abc import Callable
 
-from relayflow.errors import ConfigError, Conflict
-from relayflow.learn.card import GoldenScores
-from relayflow.learn.data import Fields
-from relayflow.learn.registry import Kind, Registry
+from relayflow.learn.job import RetrainOutcome, RetrainRequest, resolve_target
 from relayflow.providers.base import Provider
-from relayflow.schema.file import InferenceConfig
 from relayflow.schema.workflow import Workflow
+from relayflow.store.registry import Registry
 
-Decision = Literal["promoted", "rejected", "unchanged"]
-
-#: fewer labelled rows than this to train on, or golden rows to judge by, and no job runs
-MIN_TRAIN = 20
-MIN_GOLDEN = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What a retrain step improves: a scikit-learn model (registry name: its ``models:``
-    alias) or the prompt of an inference step (registry name: the step)."""
-
-    kind: Kind
-    name: str
-    step: InferenceConfig
-    path: Path | None
-    #: the label the step's template is pinned to (``reply.jinja@production``)
-    label: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RetrainRequest:
-    """One job. ``runs`` restricts the data to those runs (a drift window); ``since`` to the
-    runs whose target step ended after that time; otherwise the newest ``limit`` labelled runs."""
-
-    workflow: Workflow
-    store: str
-    target: str | None = None
-    trigger: str = "manual"
-    metric: str | None = None
-    runs: tuple[str, ...] | None = None
-    #: runs the job waits (briefly) to see in the store: the run store commits its log a
-    #: moment after a step ends, and the newest runs are the point of a retrain
-    wait_for: tuple[str, ...] = ()
-    since: float | None = None
-    limit: int = 5000
-    artifacts: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RetrainOutcome:
-    """What a job decided, with the golden-set scores behind the decision."""
-
-    name: str
-    kind: str
-    decision: Decision
-    candidate: str
-    parent: str
-    production: str
-    scores: GoldenScores
-    train_rows: int
-    golden_rows: int
-    note: str = ""
-
-
-def resolve_target(workflow: Workflow, target: str | None) -> Target:
-    """The target named by ``target`` (a ``models:`` alias or an inference step), or the only
-    inference step of the workflow."""
-    steps = [a for a in workflow.agents if isinstance(a, InferenceConfig)]
-    if target is None:
-        if len(steps) != 1:
-            names = ", ".join(s.name for s in steps) or "none"
-            raise ConfigError(
-                f"workflow {workflow.name!r} has {len(steps)} inference steps ({names}): set "
-                "`target:` on the retrain step (or pass --target) to the one to retrain"
-            )
-        return _step_target(workflow, steps[0])
-    by_name = {s.name: s for s in steps}
-    if target in by_name:
-        return _step_target(workflow, by_name[target])
-    spec = workflow.spec.models.get(target)
-    if spec is not None:
-        if spec.provider != "sklearn":
-            users = ", ".join(s.name for s in steps if s.model == target) or "the inference step"
-            raise ConfigError(
-                f"models.{target} is a {spec.provider} model, which relayflow cannot refit: "
-                f"target the step that prompts it ({users}) to retrain its prompt"
-            )
-        users_of = [s for s in steps if s.model == target and s.features is not None]
-        if not users_of:
-            raise ConfigError(
-                f"no inference step scores with models.{target} (`model: {target}` and "
-                "`features:`): add one, or target an inference step"
-            )
-        return _step_target(workflow, users_of[0])
-    others = [a.name for a in workflow.agents if a.name == target]
-    what = "is not an inference step" if others else "is neither a models: alias nor a step"
-    known = ", ".join([*workflow.spec.models, *by_name]) or "none"
-    raise ConfigError(f"retrain target {target!r} {what}: use one of {known}")
-
-
-def _step_target(workflow: Workflow, step: InferenceConfig) -> Target:
-    spec = workflow.spec.models.get(step.model)
-    if step.features is not None:
-        if spec is None or spec.provider != "sklearn" or spec.model is None:
-            raise ConfigError(
-                f"step {step.name} scores with models.{step.model}, which is not a scikit-learn "
-                "model file: only provider sklearn models can be refitted"
-            )
-        return Target("sklearn", step.model, step, _resolve(workflow, spec.model))
-    if step.prompt_template is None:
-        return Target("prompt", step.name, step, None)
-    from relayflow.prompts.templates import split_pin
-
-    file, label = split_pin(step.prompt_template)
-    return Target("prompt", step.name, step, _resolve(workflow, file), label)
-
-
-def _resolve(workflow: Workflow, path: str) -> Path:
-    p = Path(path).expanduser()
-    return (p if p.is_absolute() else workflow.base_dir / p).resolve()
-
-
-def fields_of(workflow: Workflow, target: Target) -> Fields:
-    """Where the target step's answer, the carried reference and the item id are."""
-    evaluate = workflow.spec.evaluate
-    if evaluate is None:
-        return Fields(output=target.step.output_field)
-    return Fields(output=target.step.output_field, reference=evaluate.reference, key=evaluate.key)
-
-
-def golden_file(workflow: Workflow) -> Path | None:
-    evaluate = workflow.spec.evaluate
-    if evaluate is None or evaluate.golden is None:
-        return None
-    return _resolve(workflow, evaluate.golden)
-
-
-def golden_metric(workflow: Workflow, request: RetrainRequest) -> str:
-    """The workflow's ``evaluate`` metric, else the retrain step's, else accuracy."""
-    evaluate = workflow.spec.evaluate
-    if evaluate is not None and "metric" in evaluate.model_fields_set:
-        return evaluate.metric
-    return request.metric or (evaluate.metric if evaluate is not None else "accuracy")
-
-
-def check_sizes(train: Sequence[object], golden: Sequence[object], source: str) -> None:
-    if len(golden) < MIN_GOLDEN:
-        raise Conflict(
-            f"only {len(golden)} golden rows ({source}); {MIN_GOLDEN} are needed to judge a "
-            "candidate: label more runs (relayflow feedback add, reviews) or set evaluate.golden"
-        )
-    if len(train) < MIN_TRAIN:
-        raise Conflict(
-            f"only {len(train)} labelled runs to train on; {MIN_TRAIN} are needed: run more "
-            "items that carry a reference, or label runs (relayflow feedback add, reviews)"
-        )
-
-
-def decide(
-    registry: Registry,
-    target: Target,
-    candidate: str,
-    parent: str,
-    scores: GoldenScores,
-    train_rows: int,
-) -> RetrainOutcome:
-    """Promote a strictly better candidate; reject any other (production stays as it is)."""
-    name, kind = target.name, target.kind
-    if candidate == parent:
-        note = "the candidate is identical to production"
-        return RetrainOutcome(
-            name, kind, "unchanged", candidate, parent, parent, scores, train_rows, scores.n, note
-        )
-    note = (
-        f"golden {scores.metric} {scores.candidate:.4f} vs {scores.parent:.4f} "
-        f"({scores.n} rows, {scores.source})"
-    )
-    if scores.better:
-        registry.promote(name, candidate, note=note)
-        return RetrainOutcome(
-            name, kind, "promoted", candidate, parent, candidate, scores, train_rows, scores.n, note
-        )
-    registry.reject(name, candidate, note=note)
-    return RetrainOutcome(
-        name, kind, "rejected", candidate, parent, parent, scores, train_rows, scores.n, note
-    )
+#: the request and outcome of `run_retrain`, and how it finds its target, where callers look
+__all__ = ["RetrainOutcome", "RetrainRequest", "resolve_target", "run_retrain"]
 
 
 async def run_retrain(
@@ -203,7 +22,9 @@ async def run_retrain(
     few-shot examples (its golden evaluation calls the model through ``get_provider``)."""
     workflow = request.workflow
     target = resolve_target(workflow, request.target)
-    registry = await asyncio.to_thread(Registry, request.store, artifacts=request.artifacts)
+    registry = await asyncio.to_thread(
+        Registry, request.store, workflow=workflow.name, artifacts=request.artifacts
+    )
     try:
         if target.kind == "sklearn":
             from relayflow.learn.sklearn_job import retrain_sklearn

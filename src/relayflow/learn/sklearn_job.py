@@ -12,8 +12,7 @@ from relayflow.eval.scoring import score
 from relayflow.learn.card import GoldenScores, model_card
 from relayflow.learn.data import LabelledRow, labelled_rows, wait_for_runs
 from relayflow.learn.golden import split
-from relayflow.learn.registry import Candidate, Registry
-from relayflow.learn.retrain import (
+from relayflow.learn.job import (
     RetrainOutcome,
     RetrainRequest,
     Target,
@@ -23,6 +22,7 @@ from relayflow.learn.retrain import (
     golden_file,
     golden_metric,
 )
+from relayflow.store.registry import Candidate, Registry
 
 _INSTALL = "pip install 'relayflow[sklearn]'"
 

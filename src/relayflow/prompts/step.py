@@ -31,10 +31,10 @@ STORE_ENV = "RELAYFLOW_STORE"
 def _store(ctx: BuildContext) -> str | None:
     """The runner's store, else ``$RELAYFLOW_STORE``; None (or a SQLite database in memory,
     which another connection cannot see) means no registry."""
-    from relayflow.prompts.registry import in_memory
+    from relayflow.store.database import is_memory
 
     url = ctx.store_url or os.environ.get(STORE_ENV) or None
-    return None if url is None or in_memory(url) else url
+    return None if url is None or is_memory(url) else url
 
 
 async def step_template(config: InferenceConfig, ctx: BuildContext) -> PromptTemplate:
@@ -62,14 +62,14 @@ async def step_template(config: InferenceConfig, ctx: BuildContext) -> PromptTem
 def _register(
     store: str, name: str, template: PromptTemplate, label: str | None, workflow: str
 ) -> PromptTemplate:
-    from relayflow.learn.registry import Registry
     from relayflow.prompts.registry import pinned_source, register_prompt
+    from relayflow.store.registry import Registry
 
-    with Registry(store) as registry:
+    with Registry(store, workflow=workflow) as registry:
         if label is not None:
             assert template.path is not None  # noqa: S101 - only a file can be pinned
             try:
-                source = pinned_source(registry, name, label, template.path)
+                source = pinned_source(registry, name, label, template.path, workflow)
             except RelayflowError as exc:
                 raise AgentError(f"step {name}: {exc}") from None
             template = PromptTemplate(template.path, source)

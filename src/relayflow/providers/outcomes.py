@@ -12,20 +12,17 @@ Reviews include the bench's golden reviewer's decisions.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from relayflow.errors import RelayflowError
 from relayflow.scrub import get_logger
-from relayflow.store import schema
+from relayflow.store import outcomes
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from relayflow.store.database import Engine
 
 log = get_logger(__name__)
 
@@ -33,8 +30,6 @@ log = get_logger(__name__)
 Tallies = Mapping[str, tuple[int, int]]
 #: the decisions and labels read, newest first (older ones no longer say how a model does)
 WINDOW = 10_000
-#: the ``IN (…)`` lists of a query are sent in chunks of this many run ids
-_CHUNK = 500
 
 
 def read_outcomes(
@@ -42,48 +37,28 @@ def read_outcomes(
 ) -> dict[str, dict[str, tuple[int, int]]]:
     """``step -> answered_by -> (correct, judged)`` for the routed steps of ``workflow`` named
     in ``fields`` (step -> its output field), over the newest ``window`` reviews and labels."""
-    from relayflow.learn.storage import read
-
-    r, f, s = schema.reviews, schema.feedback, schema.steps
     reviews: dict[str, list[tuple[Any, Any, str]]] = {}
-    query = (
-        select(r.c.run_id, r.c.output, r.c.decided_output, r.c.decision)
-        .where(r.c.workflow == workflow, r.c.decision.is_not(None))
-        .order_by(r.c.decided.desc())
-        .limit(window)
-    )
-    for row in read(engine, query, "review decisions"):
-        reviews.setdefault(row.run_id, []).append(
-            (_loads(row.output), _loads(row.decided_output), row.decision)
+    for review in outcomes.decided_reviews(engine, workflow, window):
+        reviews.setdefault(review.run_id, []).append(
+            (review.output, review.decided_output, review.decision)
         )
     labels: dict[tuple[str, str | None], Any] = {}
-    query = (
-        select(f.c.run_id, f.c.step, f.c.label)
-        .where(f.c.workflow == workflow, f.c.source != "review", f.c.run_id.is_not(None))
-        .order_by(f.c.created.desc())
-        .limit(window)
-    )
-    for row in read(engine, query, "feedback labels"):
-        labels.setdefault((row.run_id, row.step), _loads(row.label))  # the newest one wins
+    for found in outcomes.hand_labels(engine, workflow, window):
+        if found.run_id is not None:  # the newest one wins
+            labels.setdefault((found.run_id, found.step), found.label)
     run_ids = sorted({*reviews, *(run_id for run_id, _ in labels)})
     out: dict[str, dict[str, tuple[int, int]]] = {}
-    for start in range(0, len(run_ids), _CHUNK):
-        query = select(s.c.run_id, s.c.step, s.c.output, s.c.versions).where(
-            s.c.run_id.in_(run_ids[start : start + _CHUNK]),
-            s.c.step.in_(list(fields)),
-            s.c.status == "finished",
-        )
-        for row in read(engine, query, "routed steps"):
-            answered_by = _loads(row.versions).get("answered_by")
-            output = _loads(row.output)
-            if not isinstance(answered_by, str) or not isinstance(output, dict):
-                continue
-            field = fields[row.step]
-            if field not in output:
-                continue
-            correct = _judge(output[field], field, row.run_id, row.step, labels, reviews)
-            if correct is not None:
-                _count(out.setdefault(row.step, {}), answered_by, correct)
+    for row in outcomes.routed_answers(engine, run_ids, list(fields)):
+        answered_by = row.versions.get("answered_by") if isinstance(row.versions, dict) else None
+        output = row.output
+        if not isinstance(answered_by, str) or not isinstance(output, dict):
+            continue
+        field = fields[row.step]
+        if field not in output:
+            continue
+        correct = _judge(output[field], field, row.run_id, row.step, labels, reviews)
+        if correct is not None:
+            _count(out.setdefault(row.step, {}), answered_by, correct)
     return out
 
 
@@ -132,10 +107,6 @@ def _same(a: Any, b: Any) -> bool:
 
         return accuracy([a], [b]).value == 1.0
     return bool(a == b)
-
-
-def _loads(text: str | None) -> Any:
-    return json.loads(text) if text else None
 
 
 class OutcomeFeed:
@@ -211,9 +182,9 @@ class OutcomeFeed:
 
     def _open(self) -> Engine:
         if self._engine is None:
-            from relayflow.learn.storage import open_engine
+            from relayflow.store.database import open_database
 
-            self._engine = open_engine(self.url)
+            self._engine = open_database(self.url)
         return self._engine
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relayflow.errors import StoreError
 from relayflow.store import registry_schema
+from relayflow.store.versions_by_workflow import key_versions_by_workflow
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "ensure_schema", "meta", "stored_version"]
 
@@ -63,6 +64,7 @@ def _nothing(_conn: Connection) -> None:
 #: in order; the last one's version is the schema this relayflow writes
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "record the schema version; add the batches' bad records", _nothing),
+    Migration(3, "key the version registry by workflow and name", key_versions_by_workflow),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

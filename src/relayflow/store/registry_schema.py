@@ -16,10 +16,15 @@ __all__ = [
     "version_labels",
 ]
 
+# A version history is kept per workflow: ``name`` is a ``models:`` alias or an inference step,
+# and two workflows with a step of the same name have two histories (schema version 3;
+# store/versions_by_workflow.py moved the rows of older stores).
+
 #: one row per registered version; ``version`` is the sha256 prefix of the artifact's bytes
 model_versions = Table(
     "model_versions",
     metadata,
+    Column("workflow", String(200), primary_key=True),
     Column("name", String(200), primary_key=True),
     Column("version", String(64), primary_key=True),
     Column("kind", String(10), nullable=False),  # sklearn | prompt
@@ -32,7 +37,7 @@ model_versions = Table(
     Column("metrics", Text, nullable=False),
     Column("card", Text, nullable=False),
     Column("created", Float, nullable=False),
-    Index("ix_model_versions_status", "name", "status"),
+    Index("ix_model_versions_status", "workflow", "name", "status"),
 )
 
 #: every change of a name's production version, in order: promote, adopt, rollback, reject
@@ -40,12 +45,13 @@ model_events = Table(
     "model_events",
     metadata,
     Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow", String(200), nullable=False),
     Column("name", String(200), nullable=False),
     Column("version", String(64), nullable=False),
     Column("action", String(20), nullable=False),
     Column("note", Text, nullable=False),
     Column("ts", Float, nullable=False),
-    Index("ix_model_events_name", "name", "event_id"),
+    Index("ix_model_events_name", "workflow", "name", "event_id"),
 )
 
 #: human labels (``v3``, ``staging``): each points at one version of a name; moving one is a
@@ -53,13 +59,15 @@ model_events = Table(
 version_labels = Table(
     "version_labels",
     metadata,
+    Column("workflow", String(200), primary_key=True),
     Column("name", String(200), primary_key=True),
     Column("label", String(64), primary_key=True),
     Column("version", String(64), nullable=False),
     Column("updated", Float, nullable=False),
 )
 
-#: which workflow used which prompt version (registered when a run starts), first and last seen
+#: which workflow used which prompt version (registered when a run starts), first and last seen;
+#: for a version of `UNKNOWN_WORKFLOW` (store/versions.py) the workflows that shared it
 prompt_uses = Table(
     "prompt_uses",
     metadata,

@@ -1,6 +1,8 @@
-"""The model and prompt version registry: content-addressed versions in the run store's database,
-their artifacts in a folder beside it, and the production version materialised where the
-workflow reads it (the ``models:`` file, the prompt template) by write-then-rename."""
+"""The model and prompt version registry: content-addressed versions in the run store's database
+(store/versions.py keeps the rows), their artifacts in a folder beside it, and the production
+version materialised where the workflow reads it (the ``models:`` file, the prompt template) by
+write-then-rename. Each workflow keeps its own history of each name (a ``models:`` alias, an
+inference step): two workflows with a step of the same name do not share one."""
 
 from __future__ import annotations
 
@@ -10,24 +12,31 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.engine import Connection
-
 from relayflow.errors import Conflict, InputError, NotFound, StoreError
-from relayflow.learn.storage import (
-    default_artifacts,
-    insert,
-    open_engine,
-    read,
-    transaction,
-    write_atomically,
+from relayflow.store.artifacts import default_artifacts, write_atomically
+from relayflow.store.database import open_database
+from relayflow.store.versions import (
+    UNKNOWN_WORKFLOW,
+    LabelRow,
+    ModelVersion,
+    VersionEvent,
+    VersionTables,
 )
-from relayflow.store import registry_schema as tables
+
+__all__ = [
+    "PRODUCTION",
+    "UNKNOWN_WORKFLOW",
+    "Candidate",
+    "Kind",
+    "ModelVersion",
+    "Registry",
+    "check_label",
+    "content_version",
+]
 
 Kind = Literal["sklearn", "prompt"]
 _SUFFIX: dict[str, str] = {"sklearn": ".joblib", "prompt": ".jinja"}
@@ -63,34 +72,26 @@ class Candidate:
     parent: str | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     card: Mapping[str, Any] = field(default_factory=dict)
+    #: the workflow whose history it joins; None: the registry's own
+    workflow: str | None = None
 
     @property
     def version(self) -> str:
         return content_version(self.content)
 
 
-@dataclass(frozen=True, slots=True)
-class ModelVersion:
-    """A registered version. ``artifact`` is the stored file (sklearn) or the prompt's text."""
-
-    name: str
-    version: str
-    kind: str
-    artifact: str
-    target: str | None
-    parent: str | None
-    status: str
-    metrics: Mapping[str, Any]
-    card: Mapping[str, Any]
-    created: float
-
-
 class Registry:
-    """Versions of models and prompts by name, in the store at ``url``. Use as a context
-    manager or call `close`."""
+    """Versions of models and prompts by workflow and name, in the store at ``url``. A registry
+    opened for one ``workflow`` registers into and reads from that workflow's histories; one
+    opened without reads every workflow's, and a name alone means the only workflow that has
+    it. Use as a context manager or call `close`."""
 
-    def __init__(self, url: str, *, artifacts: Path | None = None) -> None:
-        self.engine = open_engine(url, create=True)
+    def __init__(
+        self, url: str, *, workflow: str | None = None, artifacts: Path | None = None
+    ) -> None:
+        self.engine = open_database(url, create=True)
+        self.tables = VersionTables(self.engine)
+        self.workflow = workflow
         self.artifacts = artifacts or default_artifacts(self.engine)
 
     def __enter__(self) -> Registry:
@@ -102,19 +103,47 @@ class Registry:
     def close(self) -> None:
         self.engine.dispose()
 
+    # ---- which workflow -------------------------------------------------------------------
+
+    def workflows(self, name: str | None = None, kind: str | None = None) -> builtins.list[str]:
+        """The workflows that have versions (of ``name``, of ``kind``), sorted."""
+        return self.tables.workflows(name, kind)
+
+    def workflow_of(self, name: str, workflow: str | None = None) -> str:
+        """The workflow whose history of ``name`` is meant: ``workflow``, else the registry's,
+        else the only one that has ``name`` (an error names them when several do)."""
+        chosen = workflow or self.workflow
+        if chosen is not None:
+            return chosen
+        found = self.tables.workflows(name)
+        if len(found) > 1:
+            raise InputError(
+                f"{name!r} is in {len(found)} workflows of the registry ({', '.join(found)}): "
+                "name one with --workflow"
+            )
+        return found[0] if found else UNKNOWN_WORKFLOW
+
+    def _writing_to(self, workflow: str | None, name: str) -> str:
+        chosen = workflow or self.workflow
+        if chosen is None:
+            raise InputError(f"registering a version of {name!r} needs its workflow")
+        return chosen
+
     # ---- versions -----------------------------------------------------------------------
 
-    def artifact_path(self, name: str, version: str, kind: str) -> Path:
-        return self.artifacts / _UNSAFE.sub("_", name) / f"{version}{_SUFFIX.get(kind, '.bin')}"
+    def artifact_path(self, workflow: str, name: str, version: str, kind: str) -> Path:
+        folder = self.artifacts / _UNSAFE.sub("_", workflow) / _UNSAFE.sub("_", name)
+        return folder / f"{version}{_SUFFIX.get(kind, '.bin')}"
 
     def register(self, candidate: Candidate) -> ModelVersion:
-        """Store a version (its artifact and card beside it); the same bytes registered again
-        give the existing version, unchanged."""
+        """Store a version (its artifact and card beside it) in its workflow's history; the
+        same bytes registered again give the existing version, unchanged."""
+        workflow = self._writing_to(candidate.workflow, candidate.name)
         version = candidate.version
-        existing = self._find(candidate.name, version)
+        existing = self.tables.find(workflow, candidate.name, version)
         if existing is not None:
             return existing
-        path = self.artifact_path(candidate.name, version, candidate.kind)
+        path = self.artifact_path(workflow, candidate.name, version, candidate.kind)
         card = {**candidate.card, "name": candidate.name, "version": version}
         try:
             write_atomically(path, candidate.content)
@@ -122,34 +151,34 @@ class Registry:
         except OSError as exc:
             raise StoreError(f"cannot write the artifact {path}: {exc}") from exc
         artifact = candidate.content.decode("utf-8") if candidate.kind == "prompt" else str(path)
-        row = {
-            "name": candidate.name,
-            "version": version,
-            "kind": candidate.kind,
-            "artifact": artifact,
-            "target": None if candidate.target is None else str(candidate.target),
-            "parent": candidate.parent,
-            "status": "candidate",
-            "metrics": _json(candidate.metrics),
-            "card": _json(card),
-            "created": time.time(),
-        }
-        with self._begin() as conn:
-            conn.execute(insert(self.engine, tables.model_versions).on_conflict_do_nothing(), row)
-        found = self._find(candidate.name, version)
+        self.tables.insert(
+            ModelVersion(
+                workflow=workflow,
+                name=candidate.name,
+                version=version,
+                kind=candidate.kind,
+                artifact=artifact,
+                target=None if candidate.target is None else str(candidate.target),
+                parent=candidate.parent,
+                status="candidate",
+                metrics=candidate.metrics,
+                card=card,
+                created=time.time(),
+            )
+        )
+        found = self.tables.find(workflow, candidate.name, version)
         assert found is not None  # noqa: S101 - invariant: the row was just written
         return found
 
-    def get(self, name: str, version: str) -> ModelVersion:
+    def get(self, name: str, version: str, *, workflow: str | None = None) -> ModelVersion:
         """The version of ``name`` whose id is ``version`` or starts with it."""
-        t = tables.model_versions
-        prefix = t.c.version.startswith(version, autoescape=True)
-        rows = self._rows(select(t).where(t.c.name == name, prefix))
+        scope = self.workflow_of(name, workflow)
+        rows = self.tables.by_prefix(scope, name, version)
         exact = [r for r in rows if r.version == version]
         if exact or len(rows) == 1:
             return (exact or rows)[0]
         if not rows:
-            known = self.list(name)
+            known = self.list(name, workflow=scope)
             hint = (
                 f"`relayflow models list {name}` shows its versions"
                 if known
@@ -160,129 +189,120 @@ class Registry:
             f"{version!r} matches {len(rows)} versions of {name!r}: give more characters"
         )
 
-    def production(self, name: str) -> ModelVersion | None:
-        t = tables.model_versions
-        rows = self._rows(select(t).where(t.c.name == name, t.c.status == "production"))
-        return rows[0] if rows else None
+    def production(self, name: str, *, workflow: str | None = None) -> ModelVersion | None:
+        return self.tables.production(self.workflow_of(name, workflow), name)
 
-    def list(self, name: str | None = None) -> builtins.list[ModelVersion]:
-        """Every version (of ``name``), newest first within each name."""
-        t = tables.model_versions
-        query = select(t).order_by(t.c.name, t.c.created.desc())
-        return self._rows(query if name is None else query.where(t.c.name == name))
+    def list(
+        self, name: str | None = None, *, workflow: str | None = None
+    ) -> builtins.list[ModelVersion]:
+        """Every version (of ``name``; of ``workflow``, else the registry's, else of every
+        workflow), newest first within each name and workflow."""
+        return self.tables.versions(workflow=workflow or self.workflow, name=name)
 
-    def events(self, name: str) -> builtins.list[tuple[str, str, str, float]]:
+    def events(self, name: str, *, workflow: str | None = None) -> builtins.list[VersionEvent]:
         """``(action, version, note, ts)`` of every change of ``name``, oldest first."""
-        t = tables.model_events
-        query = select(t).where(t.c.name == name).order_by(t.c.event_id)
-        return [(r.action, r.version, r.note, r.ts) for r in self._select(query)]
+        return self.tables.events(self.workflow_of(name, workflow), name)
 
     # ---- labels ---------------------------------------------------------------------------
 
-    def labels(self, name: str | None = None) -> dict[tuple[str, str], str]:
+    def labels(
+        self, name: str | None = None, *, workflow: str | None = None
+    ) -> dict[tuple[str, str], str]:
         """``{(name, label): version}`` of every label (of ``name``), ``production`` included:
         that label is the production status, so retraining and `promote` move it too."""
-        t, v = tables.version_labels, tables.model_versions
-        query = select(t.c.name, t.c.label, t.c.version)
-        production = select(v.c.name, v.c.version).where(v.c.status == "production")
-        if name is not None:
-            query, production = query.where(t.c.name == name), production.where(v.c.name == name)
-        found = {(r.name, r.label): r.version for r in self._select(query)}
-        found.update({(r.name, PRODUCTION): r.version for r in self._select(production)})
-        return found
+        scope = self.workflow_of(name, workflow) if name is not None else workflow or self.workflow
+        rows = self.tables.labels(workflow=scope, name=name)
+        return {(r.name, r.label): r.version for r in rows}
 
-    def labelled(self, name: str, label: str) -> ModelVersion:
+    def all_labels(self) -> builtins.list[LabelRow]:
+        """``(workflow, name, label, version)`` of every label in the registry's scope."""
+        return self.tables.labels(workflow=self.workflow)
+
+    def labelled(self, name: str, label: str, *, workflow: str | None = None) -> ModelVersion:
         """The version of ``name`` that ``label`` points at."""
-        version = self.labels(name).get((name, label))
+        scope = self.workflow_of(name, workflow)
+        found = self.labels(name, workflow=scope)
+        version = found.get((name, label))
         if version is None:
-            known = sorted(lbl for _n, lbl in self.labels(name)) or ["none"]
+            known = sorted(lbl for _n, lbl in found) or ["none"]
             raise NotFound(
                 f"{name!r} has no version labelled {label!r} (its labels: {', '.join(known)}) "
                 f"— set it with `relayflow prompts label {name}@VERSION {label}`"
             )
-        return self.get(name, version)
+        return self.get(name, version, workflow=scope)
 
-    def set_label(self, name: str, label: str, version: str, *, note: str = "") -> ModelVersion:
+    def set_label(
+        self, name: str, label: str, version: str, *, note: str = "", workflow: str | None = None
+    ) -> ModelVersion:
         """Point ``label`` of ``name`` at ``version`` (moved from where it was). Labelling
         ``production`` promotes: the version is written where the workflow reads it."""
         check_label(label)
-        chosen = self.get(name, version)
+        scope = self.workflow_of(name, workflow)
+        chosen = self.get(name, version, workflow=scope)
         if label == PRODUCTION:
-            return self.promote(name, chosen.version, note=note or "labelled production")
-        ins = insert(self.engine, tables.version_labels)
-        stmt = ins.on_conflict_do_update(
-            index_elements=["name", "label"],
-            set_={"version": ins.excluded.version, "updated": ins.excluded.updated},
-        )
-        with self._begin() as conn:
-            conn.execute(
-                stmt,
-                {"name": name, "label": label, "version": chosen.version, "updated": time.time()},
+            return self.promote(
+                name, chosen.version, note=note or "labelled production", workflow=scope
             )
-            self._event(conn, name, chosen.version, "label", note or label)
+        self.tables.put_label(scope, name, label, chosen.version, note or label)
         return chosen
 
-    def remove_label(self, name: str, label: str) -> None:
+    def remove_label(self, name: str, label: str, *, workflow: str | None = None) -> None:
         """Take ``label`` off ``name`` (``production`` cannot be removed, only moved)."""
         if label == PRODUCTION:
             raise Conflict(
                 "the production label cannot be removed, only moved (label another version, or "
                 "`relayflow models rollback`)"
             )
-        t = tables.version_labels
-        with self._begin() as conn:
-            gone = conn.execute(delete(t).where(t.c.name == name, t.c.label == label)).rowcount
-        if not gone:
+        if not self.tables.delete_label(self.workflow_of(name, workflow), name, label):
             raise NotFound(f"{name!r} has no label {label!r}")
 
     def with_prefix(self, prefix: str, kind: str | None = None) -> builtins.list[ModelVersion]:
-        """Every version (of any name) whose id starts with ``prefix``."""
-        t = tables.model_versions
-        query = select(t).where(t.c.version.startswith(prefix, autoescape=True))
-        return self._rows(query if kind is None else query.where(t.c.kind == kind))
+        """Every version (of any name, in the registry's scope) whose id starts with
+        ``prefix``."""
+        return self.tables.versions(workflow=self.workflow, kind=kind, prefix=prefix)
 
     # ---- production -----------------------------------------------------------------------
 
-    def promote(self, name: str, version: str, *, note: str = "") -> ModelVersion:
+    def promote(
+        self, name: str, version: str, *, note: str = "", workflow: str | None = None
+    ) -> ModelVersion:
         """Make ``version`` production: materialise it, archive the one it replaces."""
-        chosen = self.get(name, version)
-        current = self.production(name)
+        scope = self.workflow_of(name, workflow)
+        chosen = self.get(name, version, workflow=scope)
+        current = self.production(name, workflow=scope)
         if current is not None and current.version == chosen.version:
             return chosen
         self._materialise(chosen, current)
         self._set_production(chosen, current, "promote", note)
-        return self.get(name, chosen.version)
+        return self.get(name, chosen.version, workflow=scope)
 
-    def reject(self, name: str, version: str, *, note: str = "") -> ModelVersion:
+    def reject(
+        self, name: str, version: str, *, note: str = "", workflow: str | None = None
+    ) -> ModelVersion:
         """Mark a candidate rejected; production is left as it is."""
-        chosen = self.get(name, version)
+        scope = self.workflow_of(name, workflow)
+        chosen = self.get(name, version, workflow=scope)
         if chosen.status == "production":
             raise Conflict(
                 f"{name} {chosen.version} is in production: roll it back instead of rejecting it"
             )
-        t = tables.model_versions
-        with self._begin() as conn:
-            conn.execute(
-                update(t)
-                .where(t.c.name == name, t.c.version == chosen.version)
-                .values(status="rejected")
-            )
-            self._event(conn, name, chosen.version, "reject", note)
-        return self.get(name, chosen.version)
+        self.tables.set_status(scope, name, chosen.version, "rejected", "reject", note)
+        return self.get(name, chosen.version, workflow=scope)
 
-    def rollback(self, name: str, *, note: str = "") -> ModelVersion:
+    def rollback(self, name: str, *, note: str = "", workflow: str | None = None) -> ModelVersion:
         """Put the production version before the current one back (materialised again)."""
-        stack = self._stack(name)
+        scope = self.workflow_of(name, workflow)
+        stack = self._stack(scope, name)
         if len(stack) < 2:
             raise Conflict(
                 f"{name!r} has no earlier production version to roll back to "
                 "(`relayflow models list` shows its history)"
             )
-        current = self.production(name)
-        previous = self.get(name, stack[-2])
+        current = self.production(name, workflow=scope)
+        previous = self.get(name, stack[-2], workflow=scope)
         self._materialise(previous, current)
         self._set_production(previous, current, "rollback", note)
-        return self.get(name, previous.version)
+        return self.get(name, previous.version, workflow=scope)
 
     def adopt(
         self,
@@ -292,10 +312,12 @@ class Registry:
         *,
         content: bytes | None = None,
         card: Mapping[str, Any] | None = None,
+        workflow: str | None = None,
     ) -> ModelVersion:
         """Register what the workflow reads now (the file at ``target``, or ``content`` for an
         inline prompt) and make it the production version if it is not already: a model
         trained outside the registry is adopted, with the previous production as its parent."""
+        scope = self._writing_to(workflow, name)
         if content is None:
             if target is None:
                 raise InputError(f"adopting {name!r} needs a file or its content")
@@ -306,7 +328,7 @@ class Registry:
                     f"cannot read {target} to register it as {name!r}: {exc.strerror or exc} — "
                     "create it first (train the model, write the template)"
                 ) from exc
-        current = self.production(name)
+        current = self.production(name, workflow=scope)
         version = content_version(content)
         if current is not None and current.version == version:
             return current
@@ -318,18 +340,19 @@ class Registry:
                 target=target,
                 parent=None if current is None else current.version,
                 card={"source": f"adopted from {target or 'the workflow file'}", **(card or {})},
+                workflow=scope,
             )
         )
         self._set_production(adopted, current, "adopt", f"found at {target or 'the workflow'}")
-        return self.get(name, adopted.version)
+        return self.get(name, adopted.version, workflow=scope)
 
-    def _stack(self, name: str) -> builtins.list[str]:
+    def _stack(self, workflow: str, name: str) -> builtins.list[str]:
         """The production versions in order, replayed from the events (rollback pops)."""
         stack: builtins.list[str] = []
-        for action, version, _note, _ts in self.events(name):
-            if action in ("promote", "adopt"):
-                stack.append(version)
-            elif action == "rollback" and stack:
+        for event in self.tables.events(workflow, name):
+            if event.action in ("promote", "adopt"):
+                stack.append(event.version)
+            elif event.action == "rollback" and stack:
                 stack.pop()
         return stack
 
@@ -355,57 +378,14 @@ class Registry:
     def _set_production(
         self, chosen: ModelVersion, current: ModelVersion | None, action: str, note: str
     ) -> None:
-        t = tables.model_versions
-        with self._begin() as conn:
-            if current is not None:
-                conn.execute(
-                    update(t)
-                    .where(t.c.name == current.name, t.c.version == current.version)
-                    .values(status="archived")
-                )
-            conn.execute(
-                update(t)
-                .where(t.c.name == chosen.name, t.c.version == chosen.version)
-                .values(status="production")
-            )
-            self._event(conn, chosen.name, chosen.version, action, note)
-
-    # ---- plumbing ---------------------------------------------------------------------------
-
-    def _find(self, name: str, version: str) -> ModelVersion | None:
-        t = tables.model_versions
-        rows = self._rows(select(t).where(t.c.name == name, t.c.version == version))
-        return rows[0] if rows else None
-
-    def _event(self, conn: Connection, name: str, version: str, action: str, note: str) -> None:
-        conn.execute(
-            tables.model_events.insert().values(
-                name=name, version=version, action=action, note=note, ts=time.time()
-            )
+        self.tables.set_production(
+            chosen.workflow,
+            chosen.name,
+            chosen.version,
+            None if current is None else current.version,
+            action,
+            note,
         )
-
-    def _begin(self) -> AbstractContextManager[Connection]:
-        return transaction(self.engine, "the registry")
-
-    def _select(self, query: Any) -> builtins.list[Any]:
-        return read(self.engine, query, "the registry")
-
-    def _rows(self, query: Any) -> builtins.list[ModelVersion]:
-        return [
-            ModelVersion(
-                name=r.name,
-                version=r.version,
-                kind=r.kind,
-                artifact=r.artifact,
-                target=r.target,
-                parent=r.parent,
-                status=r.status,
-                metrics=json.loads(r.metrics),
-                card=json.loads(r.card),
-                created=r.created,
-            )
-            for r in self._select(query)
-        ]
 
 
 def _json(value: Any, indent: int | None = None) -> str:
