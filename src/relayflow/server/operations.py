@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import delete, select, update
 
 from relayflow.core import events as ev
+from relayflow.core.events import event_json
 from relayflow.core.ids import new_id
 from relayflow.errors import AccessDenied, RelayflowError, StoreError
 from relayflow.govern.access import Action, Token, TokenStore, needed_for
@@ -40,7 +41,7 @@ from relayflow.govern.principal import Principal
 from relayflow.observe.metrics import PrometheusMetrics
 from relayflow.scrub import get_logger
 from relayflow.server.catalog import Catalog, Prepared
-from relayflow.server.events import NAMES, EventHub, event_json
+from relayflow.server.events import NAMES, EventHub
 from relayflow.server.idempotency import Claim, IdempotencyKeys, Kind, body_hash
 from relayflow.server.pool import WorkerPool
 from relayflow.server.redact import Redactor
