@@ -80,6 +80,10 @@ class JsonlConsumer(ConfiguredConsumer):
         line = json.dumps(record, default=str, ensure_ascii=False) + "\n"
         os.write(self._fd, line.encode())
 
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
