@@ -78,7 +78,8 @@ async def run(folder: Path, runs: int, concurrency: int) -> dict[str, Any]:
     sampler = Sampler(max(1, runs // 10))
     start_rss = rss_mb()
     started = time.perf_counter()
-    async with relayflow.Runner(wf, store=str(folder / "runs.db"), consumers=[sampler]) as runner:
+    runner = relayflow.build_runner(wf, store=str(folder / "runs.db"), consumers=[sampler])
+    async with runner:
         statuses: dict[str, int] = {}
         async for result in runner.run_batch(concurrency=concurrency):
             statuses[result.status] = statuses.get(result.status, 0) + 1

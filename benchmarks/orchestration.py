@@ -94,7 +94,7 @@ def relayflow_cell(workload: str, runs: int, warmup: int, folder: Path) -> list[
             raise RuntimeError(f"run_batch returned {len(seen)} runs, expected {count}")
 
     async def main() -> list[float] | float:
-        async with relayflow.Runner(wf, store=store) as runner:
+        async with relayflow.build_runner(wf, store=store) as runner:
             if workload != "w2":
                 return await sequential(runner)
             await batch(runner, 0, warmup)

@@ -18,6 +18,8 @@ __all__ = [
     "CircuitOpen",
     "ConfigError",
     "Conflict",
+    "Consumer",
+    "Event",
     "Handoff",
     "InputError",
     "NotFound",
@@ -35,6 +37,7 @@ __all__ = [
     "Usage",
     "Workflow",
     "assign_variant",
+    "build_runner",
     "load_workflow",
     "register",
     "variant_workflow",
@@ -60,9 +63,12 @@ _WHERE = {
     "Agent": "relayflow.agents.base",
     "Result": "relayflow.core.result",
     "Usage": "relayflow.core.result",
+    "Consumer": "relayflow.core.events",
+    "Event": "relayflow.core.events",
     "Handoff": "relayflow.core.handoff",
     "RunResult": "relayflow.engine.runner",
     "Runner": "relayflow.engine.runner",
+    "build_runner": "relayflow.engine.factory",
     "Workflow": "relayflow.schema.workflow",
     "load_workflow": "relayflow.spec.loader:load_spec",
     "register": "relayflow.agents.registry",
@@ -74,8 +80,10 @@ if TYPE_CHECKING:
     from relayflow.ab.assign import assign_variant
     from relayflow.agents.base import Agent
     from relayflow.agents.registry import register
+    from relayflow.core.events import Consumer, Event
     from relayflow.core.handoff import Handoff
     from relayflow.core.result import Result, Usage
+    from relayflow.engine.factory import build_runner
     from relayflow.engine.runner import Runner, RunResult
     from relayflow.errors import (
         AccessDenied,

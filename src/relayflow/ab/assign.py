@@ -47,7 +47,7 @@ def assign(variants: Sequence[VariantSpec], key: str, *, salt: str) -> VariantSp
 
 def assign_variant(workflow: Workflow, key: str) -> str:
     """The name of the variant of ``workflow`` that input ``key`` is assigned to; run it with
-    ``Runner(variant_workflow(workflow, name))``. Salted with the workflow's name, so two
+    ``build_runner(variant_workflow(workflow, name))``. Salted with the workflow's name, so two
     experiments on the same keys split independently."""
     if not workflow.spec.variants:
         raise InputError(f"{workflow.file}: workflow {workflow.name!r} has no variants: section")

@@ -68,13 +68,13 @@ async def run_variants(
     """Run each item as the variant its key is assigned to; yield ``(variant, result)`` as runs
     end. ``items`` None reads the workflow's source agent (at most ``limit`` records). Bad
     records go to the first variant's batch, which stops past ``max_bad_records``."""
-    from relayflow.engine.runner import Runner
+    from relayflow.engine.factory import build_runner
 
     chosen = arms(workflow, batch_id, concurrency)
     async with contextlib.AsyncExitStack() as stack:
         runners: dict[str, Runner] = {}
         for arm in chosen:
-            runner = Runner(
+            runner = build_runner(
                 variant_workflow(workflow, arm.variant), store=store, consumers=consumers
             )
             runners[arm.variant] = await stack.enter_async_context(runner)

@@ -111,7 +111,7 @@ async def bench_workflow(
 
     ``store`` must be a store (URL, path or object): review decisions resume runs from it."""
     from relayflow.core.ids import new_id
-    from relayflow.engine.runner import Runner
+    from relayflow.engine.factory import build_runner
 
     if store is None:
         raise ConfigError("the bench needs a store: give --store or leave the default")
@@ -121,7 +121,7 @@ async def bench_workflow(
     reviewer = GoldenReviewer(references) if options.reviewer == "golden" else None
     listeners: list[Consumer] = [collector, *([reviewer] if reviewer else []), *consumers]
     passes: list[PassInfo] = []
-    async with Runner(
+    async with build_runner(
         workflow, store=store, consumers=listeners, use_cache=options.cache
     ) as runner:
         pick = items or _source_items(runner)

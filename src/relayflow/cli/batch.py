@@ -104,19 +104,19 @@ def execute(
 
 
 async def _resume_one(job: BatchJob, run_id: str, progress: Any, on_result: OnResult) -> None:
-    from relayflow.engine.runner import Runner
+    from relayflow.engine.factory import build_runner
 
-    async with Runner(job.workflow, store=job.store, consumers=[progress]) as runner:
+    async with build_runner(job.workflow, store=job.store, consumers=[progress]) as runner:
         on_result(await runner.resume(run_id))
 
 
 async def _drive(job: BatchJob, progress: Any, on_result: OnResult) -> None:
-    from relayflow.engine.runner import Runner
+    from relayflow.engine.factory import build_runner
 
     if job.split_variants:
         await _drive_variants(job, progress, on_result)
         return
-    async with Runner(job.workflow, store=job.store, consumers=[progress]) as runner:
+    async with build_runner(job.workflow, store=job.store, consumers=[progress]) as runner:
         await _each(_resume_runs(runner, job.resume, job.concurrency), on_result)
         batch = runner.run_batch(
             _items(job, runner),

@@ -261,9 +261,9 @@ async def _resume(
     output: dict[str, Any] | None,
     reviewer: str,
 ) -> RunResult:
-    from relayflow.engine.runner import Runner
+    from relayflow.engine.factory import build_runner
 
-    async with Runner(workflow, store=store) as runner:
+    async with build_runner(workflow, store=store) as runner:
         return await runner.decide(review.run_id, review.step, decision, output, reviewer)
 
 

@@ -1,17 +1,28 @@
 """The one event stream: every fact about a run, in order, for every consumer.
 
-Events are immutable named tuples: they are built on the hot path of every step, and a
-named tuple costs a third of a frozen dataclass to create.
+``Event`` (the union of the classes below) and ``Consumer`` (the protocol of whatever reads
+them) are public: ``from relayflow import Event, Consumer``. A consumer is any object with
+``handle(event)``; it is attached to a runner through ``relayflow.build_runner(consumers=…)``
+or, for a consumer type in the registry (relayflow/consumers/), through the workflow's
+``consumers:`` section. The store, the progress display, telemetry and the benchmarks all read
+these events; nothing else reaches into the runner.
 
-The store, the progress display, telemetry and the benchmarks all read these events; nothing
-else reaches into the runner. A consumer's ``handle`` may return an awaitable: the runner awaits
-it before it lets a finished step's dependents start, which is how the store makes each step
-durable (and how one commit covers every step that finished meanwhile).
+Events are immutable named tuples, always built by keyword (``StepStarted(run_id=…, step=…,
+attempt=…, ts=…)``): they are built on the hot path of every step, and a named tuple costs a
+third of a frozen dataclass to create. A field may be added at the end, with a default;
+consumers read fields by name, never by position.
+
+A consumer's ``handle`` may return an awaitable: the runner awaits it before it lets a finished
+step's dependents start, which is how the store makes each step durable (and how one commit
+covers every step that finished meanwhile). ``handle`` runs on the runner's event loop, inside
+the step that emitted the event: it must be quick, and it must not raise (an exception fails
+the run).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -167,7 +178,42 @@ Event = (
 )
 
 
+#: each event's name where it leaves the process (JSON lines, Server-Sent Events)
+EVENT_NAMES: Mapping[type[Any], str] = {
+    RunStarted: "run_started",
+    StepStarted: "step_started",
+    StepFinished: "step_finished",
+    StepFailed: "step_failed",
+    StepEscalated: "step_escalated",
+    StepCancelled: "step_cancelled",
+    RunFinished: "run_finished",
+    ReviewDecided: "review_decided",
+    BatchStarted: "batch_started",
+    BatchFinished: "batch_finished",
+    RecordRejected: "record_rejected",
+    BudgetAlert: "budget_alert",
+}
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """The event's fields as plain JSON values (usage as an object, tuples as lists)."""
+    out: dict[str, Any] = {}
+    for key, value in event._asdict().items():
+        if key == "usage":
+            value = dataclasses.asdict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        out[key] = value
+    return out
+
+
 class Consumer(Protocol):
+    """Whatever reads the event stream: ``handle`` gets every event of the runner it is attached
+    to, in order. It returns None, or an awaitable that the runner awaits before the run goes
+    on (a durable consumer: the store)."""
+
     def handle(self, event: Event) -> Awaitable[None] | None: ...
 
 

@@ -51,12 +51,12 @@ async def run_batch(
         known = {key: (rid, status) for key, rid, status in runner.store.batch_runs(batch_id)}
     waits = runner.bus.emit(
         ev.BatchStarted(
-            batch_id,
-            runner.workflow.name,
-            str(runner.workflow.file),
-            inputs_name,
-            concurrency,
-            time.time(),
+            batch_id=batch_id,
+            workflow=runner.workflow.name,
+            workflow_file=str(runner.workflow.file),
+            inputs=inputs_name,
+            concurrency=concurrency,
+            ts=time.time(),
         )
     )
     if waits:
@@ -97,13 +97,13 @@ async def run_batch(
         bad += 1
         waits = runner.bus.emit(
             ev.RecordRejected(
-                batch_id,
-                key,
-                record.location,
+                batch_id=batch_id,
+                item_key=key,
+                location=record.location,
                 # a reader's error may quote a credential (an HTTP error naming its token)
-                scrub(record.reason),
-                scrub(record.excerpt),
-                time.time(),
+                reason=scrub(record.reason),
+                excerpt=scrub(record.excerpt),
+                ts=time.time(),
             )
         )
         if waits:
@@ -157,7 +157,9 @@ async def run_batch(
         await _cancel(runner, running, fresh)
         raise
     finally:
-        runner.bus.emit(ev.BatchFinished(batch_id, status, count, time.time()))
+        runner.bus.emit(
+            ev.BatchFinished(batch_id=batch_id, status=status, runs=count, ts=time.time())
+        )
     if stopped is not None:
         raise stopped
 
@@ -174,7 +176,11 @@ async def _cancel(
     await asyncio.gather(*running, return_exceptions=True)
     now = time.time()
     for run_id in unstarted:
-        runner.bus.emit(ev.RunFinished(run_id, "cancelled", None, "cancelled", now))
+        runner.bus.emit(
+            ev.RunFinished(
+                run_id=run_id, status="cancelled", output=None, error="cancelled", ts=now
+            )
+        )
 
 
 def _unstarted(task: asyncio.Task[RunResult]) -> bool:

@@ -34,6 +34,7 @@ from relayflow.scrub import SecretScrubber, remember, url_secrets
 from relayflow.spec.secrets import workflow_secrets
 
 if TYPE_CHECKING:
+    from relayflow.consumers.base import ConfiguredConsumer
     from relayflow.engine.batch import Item
     from relayflow.store.cache import CachedStep
     from relayflow.store.protocol import RunStore, StepCacheStore
@@ -77,11 +78,14 @@ class _Stop:
 
 
 class Runner:
-    """Executes runs of one workflow. Use as ``async with Runner(wf, store=…) as runner``.
+    """Executes runs of one workflow. Build it with ``relayflow.build_runner`` (engine/factory.py),
+    which also attaches the workflow's configured consumers; use it as ``async with``.
 
     ``store`` is a URL or path of the durable store (SQLite/PostgreSQL), a ``RunStore``
     (store/protocol.py), or None for in-memory runs. A store opened here from a URL is closed
-    by ``close``; a store given is the caller's to close. ``consumers`` receive every event.
+    by ``close``; a store given is the caller's to close. ``consumers`` receive every event;
+    ``owned`` receive them too, and are closed with the runner (the factory's configured
+    consumers).
     ``use_cache=False`` runs every step even where the workflow allows the step cache.
     """
 
@@ -91,6 +95,7 @@ class Runner:
         *,
         store: str | RunStore | None = None,
         consumers: Sequence[ev.Consumer] = (),
+        owned: Sequence[ConfiguredConsumer] = (),
         executor: Executor | None = None,
         max_threads: int | None = None,
         use_cache: bool = True,
@@ -102,7 +107,8 @@ class Runner:
         self._cache: StepCacheStore | None = None
         #: whether ``store`` was opened here (from a URL), so that ``close`` closes it
         self._owns_store = False
-        self.bus = ev.EventBus(list(consumers))
+        self.bus = ev.EventBus([*consumers, *owned])
+        self._owned = tuple(owned)
         self.executor: Executor = executor or LocalExecutor(max_threads)
         self._plan: Plan | None = None
         self._versions: list[Mapping[str, str]] = []
@@ -117,7 +123,7 @@ class Runner:
     @property
     def plan(self) -> Plan:
         if self._plan is None:
-            raise Conflict("the runner is not started: use `async with Runner(...)`")
+            raise Conflict("the runner is not started: use `async with build_runner(...)`")
         return self._plan
 
     async def __aenter__(self) -> Runner:
@@ -200,9 +206,13 @@ class Runner:
                     await node.agent.close()
             await self.executor.shutdown()
         finally:
-            if self.store is not None and self._owns_store:
-                self._owns_store = False
-                self.store.close()
+            try:
+                for consumer in self._owned:
+                    consumer.close()
+            finally:
+                if self.store is not None and self._owns_store:
+                    self._owns_store = False
+                    self.store.close()
 
     # ---- one run ----------------------------------------------------------------------------
 
@@ -226,7 +236,13 @@ class Runner:
         if self.bus.consumers:
             emit(
                 ev.RunStarted(
-                    run_id, self.workflow.name, self.workflow.version, data, now, batch_id, item_key
+                    run_id=run_id,
+                    workflow=self.workflow.name,
+                    workflow_version=self.workflow.version,
+                    input=data,
+                    ts=now,
+                    batch_id=batch_id,
+                    item_key=item_key,
                 )
             )
         handoff = Handoff(data, (), run_id)
@@ -238,7 +254,16 @@ class Runner:
             # the next step.
             emit(
                 ev.StepFinished(
-                    run_id, node.name, node.agent_type, 1, now, now, data, None, NO_USAGE, versions
+                    run_id=run_id,
+                    step=node.name,
+                    agent_type=node.agent_type,
+                    attempt=1,
+                    started=now,
+                    ended=now,
+                    output=data,
+                    confidence=None,
+                    usage=NO_USAGE,
+                    versions=versions,
                 )
             )
             finished[node.index] = handoff.followed_by(
@@ -284,13 +309,13 @@ class Runner:
             )
         self.bus.emit(
             ev.RunStarted(
-                run_id,
-                record.workflow,
-                record.workflow_version,
-                record.input,
-                time.time(),
-                record.batch_id,
-                record.item_key,
+                run_id=run_id,
+                workflow=record.workflow,
+                workflow_version=record.workflow_version,
+                input=record.input,
+                ts=time.time(),
+                batch_id=record.batch_id,
+                item_key=record.item_key,
             )
         )
         return await self._drive(run_id, handoff, finished, record.item_key)
@@ -314,25 +339,31 @@ class Runner:
         now = time.time()
         waits = self.bus.emit(
             ev.ReviewDecided(
-                run_id, step, decision, decided, reviewer, now, record.workflow, record.item_key
+                run_id=run_id,
+                step=step,
+                decision=decision,
+                output=decided,
+                reviewer=reviewer,
+                ts=now,
+                workflow=record.workflow,
+                item_key=record.item_key,
             )
         )
         if waits:
             await ev.settle(waits)
         waits = self.bus.emit(
             ev.StepFinished(
-                run_id,
-                step,
-                node.agent_type,
-                escalated.attempt,
-                escalated.started or now,
-                now,
-                decided,
-                1.0,
-                NO_USAGE,
-                {**escalated.versions, "reviewer": reviewer},
-                (),
-                "human",
+                run_id=run_id,
+                step=step,
+                agent_type=node.agent_type,
+                attempt=escalated.attempt,
+                started=escalated.started or now,
+                ended=now,
+                output=decided,
+                confidence=1.0,
+                usage=NO_USAGE,
+                versions={**escalated.versions, "reviewer": reviewer},
+                actor="human",
             )
         )
         if waits:
@@ -374,14 +405,18 @@ class Runner:
                         started = 0.0
                         if consumers:
                             started = time.time()
-                            bus.emit(ev.StepStarted(run_id, node.name, 1, started))
+                            bus.emit(
+                                ev.StepStarted(run_id=run_id, step=node.name, attempt=1, ts=started)
+                            )
                         out: Any
                         try:
                             out = run(handoff)
                             if type(out) is not dict and type(out) is not Result:
                                 out = await out  # an async def transform's coroutine
                         except asyncio.CancelledError:
-                            bus.emit(ev.StepCancelled(run_id, node.name, time.time()))
+                            bus.emit(
+                                ev.StepCancelled(run_id=run_id, step=node.name, ts=time.time())
+                            )
                             raise
                         except Exception as exc:  # retried (or failed) by the general path
                             out = _failure(exc, None, self._scrub)
@@ -415,7 +450,15 @@ class Runner:
             if self._scrubbing and not isinstance(outcome, _Stop):
                 outcome = self._scrub.data(outcome)  # the inline path's last data was not seen
         except asyncio.CancelledError:
-            self.bus.emit(ev.RunFinished(run_id, "cancelled", None, "cancelled", time.time()))
+            self.bus.emit(
+                ev.RunFinished(
+                    run_id=run_id,
+                    status="cancelled",
+                    output=None,
+                    error="cancelled",
+                    ts=time.time(),
+                )
+            )
             raise
         if isinstance(outcome, _Stop):
             if outcome.status == "waiting_review":
@@ -423,13 +466,19 @@ class Runner:
                     run_id, "waiting_review", None, outcome.error, outcome.step, item_key
                 )
             waits = self.bus.emit(
-                ev.RunFinished(run_id, "failed", None, outcome.error, time.time())
+                ev.RunFinished(
+                    run_id=run_id, status="failed", output=None, error=outcome.error, ts=time.time()
+                )
             )
             if waits:
                 await ev.settle(waits)
             return RunResult(run_id, "failed", None, outcome.error, outcome.step, item_key)
         if self.bus.consumers:
-            waits = self.bus.emit(ev.RunFinished(run_id, "succeeded", outcome, None, time.time()))
+            waits = self.bus.emit(
+                ev.RunFinished(
+                    run_id=run_id, status="succeeded", output=outcome, error=None, ts=time.time()
+                )
+            )
             if waits:
                 await ev.settle(waits)
         return RunResult(run_id, "succeeded", outcome, None, None, item_key)
@@ -490,19 +539,18 @@ class Runner:
         now = time.time()
         waits = self.bus.emit(
             ev.StepFinished(
-                run_id,
-                node.name,
-                node.agent_type,
-                1,
-                now,
-                now,
-                hit.output,
-                hit.confidence,
-                NO_USAGE,
-                versions,
-                hit.flags,
-                "agent",
-                True,
+                run_id=run_id,
+                step=node.name,
+                agent_type=node.agent_type,
+                attempt=1,
+                started=now,
+                ended=now,
+                output=hit.output,
+                confidence=hit.confidence,
+                usage=NO_USAGE,
+                versions=versions,
+                flags=hit.flags,
+                cached=True,
             )
         )
         if waits:
@@ -544,17 +592,17 @@ class Runner:
         if self.bus.consumers:
             waits = self.bus.emit(
                 ev.StepFinished(
-                    run_id,
-                    node.name,
-                    node.agent_type,
-                    attempt,
-                    started,
-                    time.time(),
-                    result.data,
-                    result.confidence,
-                    result.usage,
-                    versions,
-                    result.flags,
+                    run_id=run_id,
+                    step=node.name,
+                    agent_type=node.agent_type,
+                    attempt=attempt,
+                    started=started,
+                    ended=time.time(),
+                    output=result.data,
+                    confidence=result.confidence,
+                    usage=result.usage,
+                    versions=versions,
+                    flags=result.flags,
                 )
             )
         entry = (
@@ -605,7 +653,7 @@ class Runner:
             if first is None:
                 started = time.time()
                 if bus.consumers:
-                    emit(ev.StepStarted(run_id, node.name, attempt, started))
+                    emit(ev.StepStarted(run_id=run_id, step=node.name, attempt=attempt, ts=started))
                 info = StepInfo(run_id, node.name, attempt)
                 try:
                     if timeout is None:
@@ -614,7 +662,7 @@ class Runner:
                         async with asyncio.timeout(timeout):
                             outcome = await self.executor.execute(node, handoff, info)
                 except asyncio.CancelledError:
-                    emit(ev.StepCancelled(run_id, node.name, time.time()))
+                    emit(ev.StepCancelled(run_id=run_id, step=node.name, ts=time.time()))
                     raise
                 except Exception as exc:  # an agent's failure is a step outcome, not a crash
                     outcome = _failure(exc, timeout, self._scrub)
@@ -625,7 +673,14 @@ class Runner:
                 error = outcome.error
                 if outcome.final:
                     waits = emit(
-                        ev.StepFailed(run_id, node.name, attempt, error, False, time.time())
+                        ev.StepFailed(
+                            run_id=run_id,
+                            step=node.name,
+                            attempt=attempt,
+                            error=error,
+                            will_retry=False,
+                            ts=time.time(),
+                        )
                     )
                     if waits:
                         await ev.settle(waits)
@@ -648,17 +703,17 @@ class Runner:
                     versions = {**static, **result.versions} if result.versions else static
                     waits = emit(
                         ev.StepEscalated(
-                            run_id,
-                            node.name,
-                            node.agent_type,
-                            self.workflow.name,
-                            result.reason or "escalated",
-                            handoff.data,
-                            result.data,
-                            result.confidence,
-                            result.usage,
-                            versions,
-                            time.time(),
+                            run_id=run_id,
+                            step=node.name,
+                            agent_type=node.agent_type,
+                            workflow=self.workflow.name,
+                            reason=result.reason or "escalated",
+                            input=handoff.data,
+                            output=result.data,
+                            confidence=result.confidence,
+                            usage=result.usage,
+                            versions=versions,
+                            ts=time.time(),
                         )
                     )
                     if waits:
@@ -668,7 +723,13 @@ class Runner:
                     error = result.reason or "the agent failed the item"
                     waits = emit(
                         ev.StepFailed(
-                            run_id, node.name, attempt, error, False, time.time(), result.usage
+                            run_id=run_id,
+                            step=node.name,
+                            attempt=attempt,
+                            error=error,
+                            will_retry=False,
+                            ts=time.time(),
+                            usage=result.usage,
                         )
                     )
                     if waits:
@@ -676,7 +737,16 @@ class Runner:
                     return _Stop("failed", node.name, error)
                 error = f"asked to retry: {result.reason}"
             will_retry = attempt < retry.attempts
-            waits = emit(ev.StepFailed(run_id, node.name, attempt, error, will_retry, time.time()))
+            waits = emit(
+                ev.StepFailed(
+                    run_id=run_id,
+                    step=node.name,
+                    attempt=attempt,
+                    error=error,
+                    will_retry=will_retry,
+                    ts=time.time(),
+                )
+            )
             if not will_retry:
                 if waits:
                     await ev.settle(waits)

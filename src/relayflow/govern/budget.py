@@ -128,15 +128,15 @@ class Budget:
         if self._emit is not None:
             self._emit(
                 BudgetAlert(
-                    self.workflow,
-                    counter.scope,
-                    counter.subject,
-                    counter.period,
-                    counter.span,
-                    kind,
-                    message,
-                    first,
-                    self.ledger.clock(),
+                    workflow=self.workflow,
+                    scope=counter.scope,
+                    subject=counter.subject,
+                    period=counter.period,
+                    span=counter.span,
+                    kind=kind,
+                    message=message,
+                    first=first,
+                    ts=self.ledger.clock(),
                 )
             )
 

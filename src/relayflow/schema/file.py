@@ -337,6 +337,20 @@ class VariantSpec(_Strict):
     agents: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class ConsumerSpec(BaseModel):
+    """One entry of ``consumers:``: an event consumer type and its settings. Only ``type`` is
+    read here; the settings are checked against the type's own model (spec/validate_consumers.py),
+    since a plugin type brings its own."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str = Field(min_length=1)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class WorkflowSpec(BaseModel):
     """The whole file. Sections other than ``workflow`` are optional; an unknown one is an error
     (a misspelt ``budget:`` must not drop a spend limit). ``extends:`` is read, and removed,
@@ -363,6 +377,9 @@ class WorkflowSpec(BaseModel):
     #: where a lookup's rendered ``source`` may read besides the workflow's folder: folders
     #: (relative to the YAML's folder) and URL prefixes (agents/confine.py)
     allow: list[str] = Field(default_factory=list)
+    #: event consumers attached to every runner of this workflow, by every command and the
+    #: server (relayflow/consumers/): ``- {type: jsonl, path: events.jsonl}``
+    consumers: list[ConsumerSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _attach_models(self) -> WorkflowSpec:

@@ -237,8 +237,8 @@ class Reference:
 def references(workflow: Workflow) -> Iterator[Reference]:
     """Every local file or folder the workflow (and each of its variants) names: scripts,
     templates, schemas, rulesets, retrieval sources, model files, the golden set, the base
-    it ``extends``, the local folders under ``allow:``. Templated lookup sources are confined
-    to those at run time (agents/confine.py)."""
+    it ``extends``, the local folders under ``allow:``, the files its consumers write.
+    Templated lookup sources are confined to those at run time (agents/confine.py)."""
     base = workflow.base_dir
     if workflow.extends is not None:
         yield Reference(("extends",), "extends", workflow.extends)
@@ -277,6 +277,23 @@ def references(workflow: Workflow) -> Iterator[Reference]:
     if workflow.spec.evaluate is not None and workflow.spec.evaluate.golden:
         golden = workflow.spec.evaluate.golden
         yield Reference(("evaluate", "golden"), "evaluate.golden", resolve_path(base, golden))
+    yield from _consumer_files(workflow)
+
+
+def _consumer_files(workflow: Workflow) -> Iterator[Reference]:
+    """The files that the consumers under ``consumers:`` write (a jsonl file): a registrant
+    must not make the server append to a file outside the workflow's folders."""
+    from relayflow.consumers.registry import consumer_class
+    from relayflow.spec.validate_consumers import consumer_context
+
+    for index, entry in enumerate(workflow.spec.consumers):
+        cls = consumer_class(entry.type)  # the loader has checked the type and the settings
+        settings = cls.settings.model_validate(entry.settings)
+        context = consumer_context(
+            workflow.name, workflow.base_dir, workflow.file, workflow.lines, index
+        )
+        for field, path in cls.files(settings, context):
+            yield Reference(("consumers", index, field), f"consumers[{index}].{field}", path)
 
 
 def confine(workflow: Workflow, allowed: Sequence[Path], shown: str) -> None:

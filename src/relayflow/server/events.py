@@ -1,11 +1,10 @@
 """Live run events for Server-Sent Events: a consumer on every runner's bus that fans each event
-out to the subscribers of its run, and the JSON shape of each event."""
+out to the subscribers of its run (each event's JSON shape is core/events.py's ``event_json``)."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,20 +24,6 @@ NAMES: dict[type[Any], str] = {
 
 #: a subscriber that falls this far behind is cut off rather than let memory grow
 QUEUE_LIMIT = 10_000
-
-
-def event_json(event: ev.Event) -> dict[str, Any]:
-    """The event's fields as plain JSON values (usage as an object, tuples as lists)."""
-    out: dict[str, Any] = {}
-    for key, value in event._asdict().items():
-        if key == "usage":
-            value = dataclasses.asdict(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif isinstance(value, Mapping):
-            value = dict(value)
-        out[key] = value
-    return out
 
 
 class EventHub:

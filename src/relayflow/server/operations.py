@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from relayflow.core import events as ev
+from relayflow.core.events import event_json
 from relayflow.core.ids import new_id
 from relayflow.errors import AccessDenied, Conflict, NotFound, Unauthenticated
 from relayflow.govern.access import Action, Token, TokenStore, needed_for
@@ -38,7 +39,7 @@ from relayflow.govern.principal import Principal
 from relayflow.observe.metrics import PrometheusMetrics
 from relayflow.scrub import get_logger
 from relayflow.server.catalog import Catalog, Prepared
-from relayflow.server.events import NAMES, EventHub, event_json
+from relayflow.server.events import NAMES, EventHub
 from relayflow.server.idempotency import Kind, body_hash
 from relayflow.server.pool import WorkerPool
 from relayflow.server.redact import Redactor

@@ -43,14 +43,14 @@ class WorkerPool:
 
     async def runner(self, workflow: Workflow) -> Runner:
         """The open runner of this workflow version (started on first use)."""
-        from relayflow.engine.runner import Runner
+        from relayflow.engine.factory import build_runner
 
         key = (workflow.name, workflow.version)
         lock = self._starting.setdefault(key, asyncio.Lock())
         async with lock:
             runner = self._runners.get(key)
             if runner is None:
-                runner = Runner(workflow, store=self.store, consumers=self._consumers)
+                runner = build_runner(workflow, store=self.store, consumers=self._consumers)
                 await runner.start()
                 self._runners[key] = runner
             return runner
@@ -96,7 +96,9 @@ class WorkerPool:
         record = self.store.get_run(run_id)
         if record is None or record.status in ("succeeded", "failed", "cancelled"):
             return
-        event = ev.RunFinished(run_id, status, None, error, time.time())
+        event = ev.RunFinished(
+            run_id=run_id, status=status, output=None, error=error, ts=time.time()
+        )
         for consumer in (self.store, *self._consumers):
             consumer.handle(event)
         self.store.flush()

@@ -20,6 +20,7 @@ from relayflow.schema.file import (
 )
 from relayflow.schema.yaml_lines import LineMap
 from relayflow.spec.validate_allow import validate_allow, validate_lookup_hosts
+from relayflow.spec.validate_consumers import validate_consumers
 from relayflow.spec.validate_files import (
     path_kind,
     resolve_path,
@@ -88,6 +89,7 @@ def validate_workflow(
         problems += _validate_budget(spec, lines, str(file))
         problems += validate_allow(spec, base, lines, str(file))
         problems += validate_lookup_hosts(spec, agents, where)
+        problems += validate_consumers(spec, base, lines, str(file))
     problems += _validate_outputs(agents, where)
     problems += _validate_retrain(agents, where)
     problems += validate_scripts(agents, base, where)

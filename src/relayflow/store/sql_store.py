@@ -135,7 +135,15 @@ class SqlStore(RunQueries, ReviewQueries, CostQueries, IdempotencyQueries, Catal
         server's worker pool starts it, after a restart too. Its RunStarted moves it on."""
         now = time.time()
         row = run_started_row(
-            ev.RunStarted(run_id, workflow, workflow_version, data, now, batch_id, item_key)
+            ev.RunStarted(
+                run_id=run_id,
+                workflow=workflow,
+                workflow_version=workflow_version,
+                input=data,
+                ts=now,
+                batch_id=batch_id,
+                item_key=item_key,
+            )
         )
         self._buffer.append((self.statements.run_started, {**row, "status": "queued"}))
         self.flush()
