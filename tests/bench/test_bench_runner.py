@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from relayflow.bench.collector import RunMeasure
-from relayflow.bench.reviewer import References, load_golden, measure_accuracy
+from relayflow.bench.reviewer import measure_accuracy
 from relayflow.bench.runner import BenchOptions, WorkflowBench, bench_workflow
 from relayflow.errors import RelayflowError
+from relayflow.learn.references import References, load_golden
 from relayflow.schema.file import EvaluateSpec
 from relayflow.spec.loader import load_spec
 from relayflow.store.sql_store import SqlStore

@@ -12,9 +12,10 @@ import pytest
 
 from relayflow.bench.collector import RunMeasure
 from relayflow.bench.compare import compare, deciding, item_scores, paired, significant
-from relayflow.bench.reviewer import Accuracy, References
+from relayflow.bench.reviewer import Accuracy
 from relayflow.bench.runner import BenchOptions, WorkflowBench, bench_workflow
 from relayflow.eval.stats import Diff
+from relayflow.learn.references import References
 from relayflow.schema.file import EvaluateSpec
 from relayflow.spec.loader import load_spec
 from relayflow.spec.variants import variant_workflow

@@ -40,7 +40,7 @@ def live_figures(store: SqlStore, workflow: Workflow, *, limit: int = 10_000) ->
 
 
 def _figures(store: SqlStore, workflow: Workflow, variant: str, limit: int) -> LiveFigures:
-    from relayflow.bench.reviewer import References
+    from relayflow.learn.references import References
     from relayflow.store.outcomes import variant_runs
 
     rows = variant_runs(store.engine, f"{workflow.name}{SEPARATOR}{variant}", limit)

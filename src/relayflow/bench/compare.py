@@ -12,8 +12,8 @@ from relayflow.eval.stats import Diff, paired_bootstrap_diff
 
 if TYPE_CHECKING:
     from relayflow.bench.collector import RunMeasure
-    from relayflow.bench.reviewer import References
     from relayflow.bench.runner import WorkflowBench
+    from relayflow.learn.references import References
     from relayflow.schema.file import EvaluateSpec
 
 #: accuracies closer than this are a tie, which the lower CPW breaks

@@ -17,14 +17,9 @@ from relayflow.bench.collector import (
     figures,
     step_summaries,
 )
-from relayflow.bench.reviewer import (
-    Accuracy,
-    GoldenReviewer,
-    References,
-    ReviewCounts,
-    measure_accuracy,
-)
+from relayflow.bench.reviewer import Accuracy, GoldenReviewer, ReviewCounts, measure_accuracy
 from relayflow.errors import ConfigError
+from relayflow.learn.references import References
 
 if TYPE_CHECKING:
     from relayflow.core.events import Consumer

@@ -230,7 +230,7 @@ def _measure_variants(
 
 def _compare(workflow: Workflow, arms: list[tuple[str, float, WorkflowBench]]) -> Experiment:
     from relayflow.bench.compare import compare
-    from relayflow.bench.reviewer import References
+    from relayflow.learn.references import References
 
     references = References(workflow.spec.evaluate, workflow.base_dir)
     return compare(workflow.name, str(workflow.file), arms, workflow.spec.evaluate, references)
