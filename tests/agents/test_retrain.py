@@ -11,13 +11,12 @@ import pytest
 
 import relayflow
 from relayflow.agents.base import BuildContext
-from relayflow.agents.retrain import RetrainAgent, parse_schedule
+from relayflow.agents.retrain import RetrainAgent, RetrainConfig, parse_schedule
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import StepInfo
 from relayflow.errors import AgentError
 from relayflow.learn.registry import Registry
 from relayflow.learn.storage import load_state
-from relayflow.schema.file import RetrainConfig
 from tests.learn import synthetic as syn
 
 pytest.importorskip("sklearn", reason="scikit-learn (extra: sklearn) is missing")

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from tests.providers.conftest import gguf, llama_server  # noqa: F401  (fixtures)
 from typer.testing import CliRunner, Result
 
 import relayflow
@@ -28,6 +27,7 @@ from relayflow.learn.prompt_job import BEGIN
 from relayflow.learn.registry import Registry
 from relayflow.learn.storage import load_state, open_engine
 from relayflow.store.sql_store import SqlStore
+from tests.providers.conftest import gguf, llama_server  # noqa: F401  (fixtures)
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "seed"
 AGENTS = [

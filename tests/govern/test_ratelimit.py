@@ -10,7 +10,7 @@ import relayflow
 from relayflow.agents.base import BuildContext
 from relayflow.govern.budget import guard_for
 from relayflow.govern.ratelimit import RateLimiter, estimate_tokens, rate_limiter
-from relayflow.schema.file import RateLimitSpec
+from relayflow.providers.base import RateLimitSpec
 from tests.engine.helpers import Endpoint
 
 

@@ -14,12 +14,18 @@ from relayflow.errors import ProviderError
 from relayflow.providers import registry
 from relayflow.providers.base import Price, Provider
 from relayflow.providers.llama_cpp import LlamaCppProvider
-from relayflow.providers.registry import build_provider, close_all, default_gguf_path, file_version
+from relayflow.providers.registry import (
+    build_provider,
+    close_all,
+    default_gguf_path,
+    file_version,
+    provider_config,
+)
 from relayflow.schema.file import ModelSpec
 
 
 def spec(**fields: Any) -> ModelSpec:
-    return ModelSpec.model_validate(fields)
+    return provider_config(fields)
 
 
 @pytest.fixture(autouse=True)
