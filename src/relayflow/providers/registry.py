@@ -19,8 +19,9 @@ from pydantic import create_model
 
 from relayflow.errors import ProviderError, RelayflowError
 from relayflow.providers.base import Files, Provider, ProviderConfig
-from relayflow.providers.cache import (
-    _engines,  # noqa: F401 - the loaded engines, shown to tests beside _providers
+from relayflow.providers.cache import (  # noqa: F401 - _engines, _providers: shown to tests
+    _engines,
+    _providers,
     default_gguf_path,
     file_version,
     forget,
