@@ -167,6 +167,29 @@ _process = SecretScrubber()
 _factory_installed = False
 
 
+def credential_values(value: Any, named: bool = False) -> set[str]:
+    """The strings under credential-named keys (``secret``, ``token``, ``password``, ``key`` …)
+    anywhere in a settings mapping, and the passwords of URLs in it (``storage_options``)."""
+    found: set[str] = set()
+    if isinstance(value, str):
+        found |= url_secrets(value)
+        if named:
+            found |= with_token(value)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            found |= credential_values(item, named or bool(CREDENTIAL_NAME.search(str(key))))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found |= credential_values(item, named)
+    return found
+
+
+def with_token(value: str) -> set[str]:
+    """A credential value, and its last word on its own (``Bearer X``: an error may quote X)."""
+    words = value.split()
+    return {value, words[-1]} if len(words) > 1 else {value}
+
+
 def remember(secrets: Iterable[str | None]) -> SecretScrubber:
     """Add ``secrets`` to what this process masks in its logs, CLI errors and server answers;
     returns a scrubber of ``secrets`` alone (a runner's own)."""

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from relayflow.agents.base import BuildContext
-from relayflow.agents.human_review import HumanReviewAgent, check_expression
+from relayflow.agents.human_review import HumanReviewAgent, HumanReviewConfig, check_expression
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
-from relayflow.schema.file import HumanReviewConfig
 from tests.agents.fakes import FakeProvider
 
 STEP = StepInfo(run_id="r1", step="review", attempt=1)

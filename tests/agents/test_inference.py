@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 
 from relayflow.agents.base import BuildContext
-from relayflow.agents.inference import InferenceAgent, content_free
+from relayflow.agents.inference import InferenceAgent, InferenceConfig, content_free
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import Result, StepInfo, Usage
 from relayflow.errors import AgentError, ProviderTimeout
 from relayflow.prompts.templates import prompt_hash
 from relayflow.providers.base import Prediction, Price, Provider
-from relayflow.schema.file import InferenceConfig
 from tests.agents.fakes import (
     FakeProvider,
     LabelScorer,

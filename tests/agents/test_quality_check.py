@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 
 from relayflow.agents.base import BuildContext
-from relayflow.agents.quality_check import QualityCheckAgent, check_ruleset_file
+from relayflow.agents.quality_check import QualityCheckAgent, QualityCheckConfig, check_ruleset_file
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
-from relayflow.schema.file import QualityCheckConfig
 from tests.agents.fakes import FakeProvider
 
 STEP = StepInfo(run_id="r1", step="check", attempt=1)

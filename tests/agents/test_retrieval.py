@@ -13,11 +13,10 @@ import pytest
 
 from relayflow.agents.base import BuildContext
 from relayflow.agents.formats import BadRecord, format_of
-from relayflow.agents.retrieval import RetrievalAgent, item_key
+from relayflow.agents.retrieval import RetrievalAgent, RetrievalConfig, item_key
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import StepInfo
 from relayflow.errors import AgentError
-from relayflow.schema.file import RetrievalConfig
 
 DATA = Path(__file__).resolve().parent.parent / "resources" / "retrieval"
 STEP = StepInfo(run_id="r1", step="lookup", attempt=1)

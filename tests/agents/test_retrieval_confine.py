@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 
 from relayflow.agents.base import BuildContext
-from relayflow.agents.retrieval import RetrievalAgent
+from relayflow.agents.retrieval import RetrievalAgent, RetrievalConfig
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import StepInfo
 from relayflow.errors import AgentError
-from relayflow.schema.file import RetrievalConfig
 from relayflow.spec.loader import load_spec
 
 STEP = StepInfo(run_id="r1", step="Lookup", attempt=1)

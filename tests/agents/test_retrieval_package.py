@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from relayflow.agents.base import BuildContext
-from relayflow.agents.retrieval import RetrievalAgent
+from relayflow.agents.retrieval import RetrievalAgent, RetrievalConfig
 from relayflow.errors import AgentError
-from relayflow.schema.file import RetrievalConfig
 
 
 def _agent(source: str, tmp_path: Path) -> RetrievalAgent:

@@ -18,7 +18,7 @@ import pytest
 
 from relayflow.agents.base import BuildContext
 from relayflow.agents.registry import agent_class
-from relayflow.agents.service import ServiceAgent, lookup, retry_after_seconds
+from relayflow.agents.service import ServiceAgent, ServiceConfig, lookup, retry_after_seconds
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import Result, StepInfo
 from relayflow.errors import (
@@ -31,7 +31,6 @@ from relayflow.errors import (
     RateLimited,
 )
 from relayflow.providers.breaker import reset_breakers
-from relayflow.schema.file import ServiceConfig
 
 STEP = StepInfo(run_id="r1", step="score", attempt=1)
 URL = "http://api.test/score"

@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 
 from relayflow.agents.base import BuildContext
-from relayflow.agents.transform import TransformAgent
+from relayflow.agents.transform import TransformAgent, TransformConfig
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
-from relayflow.schema.file import TransformConfig
 
 STEP = StepInfo(run_id="r1", step="preprocess", attempt=1)
 

@@ -9,15 +9,13 @@ from pathlib import Path
 import pytest
 
 from relayflow.agents.base import BuildContext
+from relayflow.agents.human_review import HumanReviewConfig
+from relayflow.agents.inference import InferenceConfig
+from relayflow.agents.quality_check import QualityCheckConfig
+from relayflow.agents.transform import TransformConfig
 from relayflow.engine.plan import build_plan, reviewers_downstream, topological_levels
 from relayflow.providers.base import Provider
-from relayflow.schema.file import (
-    AgentConfig,
-    HumanReviewConfig,
-    InferenceConfig,
-    QualityCheckConfig,
-    TransformConfig,
-)
+from relayflow.schema.file import AgentConfig
 from relayflow.schema.workflow import Workflow
 from relayflow.spec.loader import load_spec
 

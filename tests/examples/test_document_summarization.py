@@ -19,6 +19,7 @@ import relayflow
 from relayflow.agents.retrieval import package_path
 from relayflow.errors import AgentError
 from relayflow.prompts.templates import load_template, render
+from relayflow.providers.llama_cpp import LlamaCppConfig
 from relayflow.store.sql_store import SqlStore
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "document_summarization"
@@ -62,6 +63,7 @@ def test_the_workflow_validates() -> None:
         ("Review", "human_review"),
     ]
     smollm2 = wf.spec.models["smollm2"]
+    assert isinstance(smollm2, LlamaCppConfig)
     assert (smollm2.provider, smollm2.threads, smollm2.model) == ("llama_cpp", 1, None)
     assert wf.spec.evaluate is not None
     assert (wf.spec.evaluate.metric, wf.spec.evaluate.reference) == ("rouge", "references")

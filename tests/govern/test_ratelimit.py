@@ -11,8 +11,7 @@ import relayflow
 from relayflow.agents.base import BuildContext
 from relayflow.govern.budget import guard_for
 from relayflow.govern.ratelimit import RateLimiter, estimate_tokens, rate_limiter
-from relayflow.providers.base import Provider
-from relayflow.schema.file import RateLimitSpec
+from relayflow.providers.base import Provider, RateLimitSpec
 from tests.engine.helpers import Endpoint
 
 

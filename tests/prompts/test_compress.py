@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relayflow.agents.base import BuildContext
-from relayflow.agents.inference import InferenceAgent
+from relayflow.agents.inference import InferenceAgent, InferenceConfig
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import StepInfo
 from relayflow.prompts.compress import (
@@ -22,7 +22,6 @@ from relayflow.prompts.compress import (
     split_sentences,
 )
 from relayflow.providers.base import Provider
-from relayflow.schema.file import InferenceConfig
 from tests.agents.fakes import FakeProvider, completion
 
 pytest.importorskip("sklearn", reason="scikit-learn (extra: compress) is missing")

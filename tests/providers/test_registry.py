@@ -11,15 +11,21 @@ from typing import Any
 import pytest
 
 from relayflow.errors import ProviderError
-from relayflow.providers import registry
+from relayflow.providers import cache as provider_cache
 from relayflow.providers.base import Price, Provider
 from relayflow.providers.llama_cpp import LlamaCppProvider
-from relayflow.providers.registry import build_provider, close_all, default_gguf_path, file_version
+from relayflow.providers.registry import (
+    build_provider,
+    close_all,
+    default_gguf_path,
+    file_version,
+    provider_config,
+)
 from relayflow.schema.file import ModelSpec
 
 
 def spec(**fields: Any) -> ModelSpec:
-    return ModelSpec.model_validate(fields)
+    return provider_config(fields)
 
 
 @pytest.fixture(autouse=True)
@@ -139,5 +145,5 @@ def test_openai_spec_builds_an_openai_provider(
 def test_close_all_forgets_the_cache(shipped_gguf: Path, tmp_path: Path) -> None:
     first = build_provider("a", None, tmp_path)
     asyncio.run(close_all())
-    assert not registry._providers and not registry._engines
+    assert not provider_cache._providers and not provider_cache._engines
     assert build_provider("a", None, tmp_path) is not first

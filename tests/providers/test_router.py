@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 
 from relayflow.errors import ProviderError, ProviderTimeout, SpecError
+from relayflow.providers import cache as provider_cache
 from relayflow.providers import registry
 from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price, Provider
 from relayflow.providers.breaker import CircuitBreaker, reset_breakers
 from relayflow.providers.context import request_type
 from relayflow.providers.registry import build_provider, close_all
 from relayflow.providers.router import WARMUP_CALLS, Metrics, Route, RouterProvider
+from relayflow.providers.router_config import RouterConfig
 from relayflow.schema.file import WorkflowSpec
 from relayflow.spec.loader import load_spec
 
@@ -387,7 +389,8 @@ def test_a_valid_router_loads_and_keeps_existing_entries_valid(tmp_path: Path) -
         tmp_path,
     )
     assert spec.models["r"].section is spec.models
-    assert spec.models["r"].breaker.failures == 3
+    router = spec.models["r"]
+    assert isinstance(router, RouterConfig) and router.breaker.failures == 3
     assert spec.models["small"] == spec.models["small"].model_copy()
 
 
@@ -467,7 +470,7 @@ def test_build_provider_refuses_a_router_cycle_it_was_not_validated_for(tmp_path
 
 
 def test_registry_keeps_no_router_after_close_all() -> None:
-    assert not any(key[0] == "router" for key in registry._providers)
+    assert not any(key[0] == "router" for key in provider_cache._providers)
 
 
 # outcomes: the request type of a step, the run store's reviews and labels, the minimum

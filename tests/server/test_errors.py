@@ -19,11 +19,13 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from relayflow import errors  # noqa: E402
 from relayflow.agents.base import BuildContext  # noqa: E402
-from relayflow.agents.service import ServiceAgent  # noqa: E402
+from relayflow.agents.service import (
+    ServiceAgent,  # noqa: E402
+    ServiceConfig,  # noqa: E402
+)
 from relayflow.core.handoff import Handoff  # noqa: E402
 from relayflow.core.result import StepInfo  # noqa: E402
 from relayflow.errors import Problem, RelayflowError  # noqa: E402
-from relayflow.schema.file import ServiceConfig  # noqa: E402
 from relayflow.server.agent_app import create_agent_app  # noqa: E402
 from relayflow.server.app import create_app  # noqa: E402
 from tests.server.helpers import make_token  # noqa: E402

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from relayflow.errors import Problem, SpecError
-from relayflow.schema.file import ModelSpec
+from relayflow.providers.llama_cpp import LlamaCppConfig
 from relayflow.spec.loader import load_spec
 from tests.spec.conftest import RESOURCES, Write
 
@@ -87,8 +87,9 @@ def test_mapping_sections_merge_entry_by_entry_and_other_values_replace(
     spec = load_spec(overlay).spec
     assert spec.compute_rate_per_cpu_second == 2.0 and spec.name == "base"
     # an entry is replaced whole (fast loses context: 512); the base's other entries stay
-    assert spec.models["fast"].model_dump() == ModelSpec(threads=2).model_dump()
-    assert spec.models["slow"].context == 4096
+    assert spec.models["fast"].model_dump() == LlamaCppConfig(threads=2).model_dump()
+    slow = spec.models["slow"]
+    assert isinstance(slow, LlamaCppConfig) and slow.context == 4096
     assert spec.evaluate is not None and spec.evaluate.metric == "rouge"
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from relayflow.agents.inference import InferenceConfig
 from relayflow.agents.registry import known_types
+from relayflow.agents.transform import TransformConfig
 from relayflow.core.retry import RetryPolicy
 from relayflow.errors import Problem, RelayflowError, SpecError
-from relayflow.schema.file import InferenceConfig, TransformConfig
 from relayflow.spec.loader import load_spec, load_spec_text
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "spec"

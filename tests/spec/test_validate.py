@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from relayflow.agents.quality_check import QualityCheckConfig
+from relayflow.agents.transform import TransformConfig
 from relayflow.errors import Problem, SpecError
-from relayflow.schema.file import QualityCheckConfig, TransformConfig, WorkflowSpec
+from relayflow.schema.file import WorkflowSpec
 from relayflow.schema.yaml_lines import parse_yaml
 from relayflow.spec.loader import load_spec
 from relayflow.spec.validate import validate_workflow

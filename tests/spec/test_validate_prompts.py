@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from relayflow.agents.inference import InferenceConfig
 from relayflow.errors import Problem
-from relayflow.schema.file import InferenceConfig
 from relayflow.spec.loader import load_spec
 
 Write = Callable[..., Path]

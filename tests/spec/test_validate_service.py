@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from relayflow.agents.service import ServiceConfig
 from relayflow.errors import Problem
-from relayflow.schema.file import ServiceConfig
 from relayflow.spec.loader import load_spec
 
 Write = Callable[..., Path]

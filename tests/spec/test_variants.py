@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from relayflow.agents.inference import InferenceConfig
+from relayflow.agents.quality_check import QualityCheckConfig
 from relayflow.errors import Problem, RelayflowError
-from relayflow.schema.file import InferenceConfig, QualityCheckConfig, VariantSpec
+from relayflow.schema.file import VariantSpec
 from relayflow.spec.loader import load_spec
 from relayflow.spec.variants import (
     split_name,

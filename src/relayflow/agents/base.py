@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from relayflow.core.result import Result, StepInfo
 
 if TYPE_CHECKING:
+    from relayflow.agents.checks import AgentCheck
     from relayflow.agents.formats import BadRecord
     from relayflow.core.handoff import Handoff
+    from relayflow.errors import Problem
     from relayflow.providers.base import Provider
     from relayflow.schema.file import AgentConfig
     from relayflow.schema.workflow import Workflow
@@ -45,16 +47,49 @@ class BuildContext:
         return p if p.is_absolute() else (self.base_dir / p)
 
 
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file that an agent's config names: checked to exist by ``relayflow validate``, and
+    confined, hashed and bundled by the server (server/confine.py)."""
+
+    #: the config field that names it (a problem with the file points at this field)
+    field: str
+    #: the path as the config has it (relative paths start at the workflow's folder)
+    path: str
+    #: ``file`` must be a regular file; ``any`` may also be a folder (a folder of records)
+    kind: Literal["file", "any"] = "file"
+    #: whether relayflow runs or imports it as code (a transform's script)
+    code: bool = False
+    #: whether ``relayflow validate`` checks that it exists (a folder that a glob reads may
+    #: be filled later); the server confines and hashes it either way
+    checked: bool = True
+
+
 class Agent(abc.ABC):
     """One node type of a workflow. Subclasses set ``type_name`` and ``Config``.
 
     Nothing heavy happens in ``__init__``; ``prepare`` loads scripts, models and files once per
     workflow; ``run`` executes one step and must not keep per-run state on ``self``.
     ``blocking = True`` makes the local executor call ``run`` from a worker thread.
+
+    Besides running, a type declares what the rest of relayflow needs to know about it without
+    building it (the class attributes and classmethods below): its config model, how its steps
+    may be cached, the files its config names, whether it runs its registrant's code, and its
+    own checks of a workflow file. A built-in type and a plugin (entry point group
+    ``relayflow.agents``) declare them the same way.
     """
 
     type_name: ClassVar[str]
+    #: the pydantic model of the type's settings in the YAML (a subclass of AgentConfig)
     Config: ClassVar[type[AgentConfig]]
+    #: a workflow-wide ``cache:`` may reuse this type's results (retrieval, checks, reviews and
+    #: retraining read live state or are cheap, so they run every time unless they opt in)
+    cacheable: ClassVar[bool] = False
+    #: steps of this type are cached even without any ``cache:`` (when deterministic)
+    cached_by_default: ClassVar[bool] = False
+    #: running a step executes code its registrant supplies or chooses (a script, an HTTP call
+    #: from the server, generated code): registering it on a server needs ``register_code``
+    runs_code: ClassVar[bool] = True
 
     def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:
         self.config = config
@@ -63,6 +98,30 @@ class Agent(abc.ABC):
     @property
     def name(self) -> str:
         return self.config.name
+
+    @classmethod
+    def deterministic(cls, config: AgentConfig) -> bool:
+        """Whether a step with ``config`` gives the same output for the same input and versions
+        (a step that is not is never answered from the cache)."""
+        return True
+
+    @classmethod
+    def files(cls, config: AgentConfig) -> Sequence[FileRef]:
+        """The local files ``config`` names (a template, a script, a ruleset …)."""
+        return ()
+
+    @classmethod
+    def secrets(cls, config: AgentConfig, environ: Mapping[str, str]) -> set[str]:
+        """The secret values ``config`` holds or names (read from ``environ``), to be scrubbed
+        from what is stored, shown and logged (spec/secrets.py)."""
+        return set()
+
+    @classmethod
+    def validate(cls, config: AgentConfig, check: AgentCheck) -> list[Problem]:
+        """What is wrong with ``config`` beyond its fields' types, each problem at its line of
+        the workflow file (or of the file it names). The files from ``files`` are checked to
+        exist before; this checks what is inside them and how settings fit together."""
+        return []
 
     async def prepare(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Load what the agent needs once (scripts, templates, models)."""

@@ -157,6 +157,7 @@ class CodeTestAgent(Agent):
 
     type_name: ClassVar[str] = "code_test"
     Config: ClassVar[type[AgentConfig]] = CodeTestConfig
+    cacheable: ClassVar[bool] = True
     config: CodeTestConfig
 
     def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:

@@ -10,10 +10,12 @@ from relayflow.agents.expressions import Expression
 from relayflow.agents.expressions import check_expression as _check_expression
 from relayflow.agents.quality_check import confidence_reason
 from relayflow.core.result import Result, StepInfo
-from relayflow.schema.file import AgentConfig, HumanReviewConfig
+from relayflow.schema.file import AgentConfig
 
 if TYPE_CHECKING:
+    from relayflow.agents.checks import AgentCheck
     from relayflow.core.handoff import Handoff
+    from relayflow.errors import Problem
 
 #: below this confidence an item goes to a person when the step sets no ``when``
 DEFAULT_MIN_CONFIDENCE = 0.85
@@ -22,6 +24,14 @@ DEFAULT_MIN_CONFIDENCE = 0.85
 def check_expression(source: str) -> str | None:
     """Why ``when`` is not a valid expression, or None (for the validator command)."""
     return _check_expression(source)
+
+
+class HumanReviewConfig(AgentConfig):
+    """Park the run for a person when the item was flagged or ``when`` holds."""
+
+    when: str | None = None
+    instructions: str | None = None
+    show: list[str] | None = None
 
 
 class HumanReviewAgent(Agent):
@@ -33,7 +43,25 @@ class HumanReviewAgent(Agent):
 
     type_name: ClassVar[str] = "human_review"
     Config: ClassVar[type[AgentConfig]] = HumanReviewConfig
+    runs_code: ClassVar[bool] = False
     config: HumanReviewConfig
+
+    @classmethod
+    def validate(cls, config: AgentConfig, check: AgentCheck) -> list[Problem]:
+        assert isinstance(config, HumanReviewConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
+        if not config.when:
+            return []
+        # compiled by the environment the step uses: an unknown filter or test fails there
+        error = _check_expression(config.when)
+        if error is None:
+            return []
+        return [
+            check.problem(
+                "when",
+                f"expression error: {error}",
+                "write a Jinja expression, e.g. confidence < 0.9",
+            )
+        ]
 
     def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:
         if not isinstance(config, HumanReviewConfig):

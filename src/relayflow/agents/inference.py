@@ -15,12 +15,13 @@ import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
+from pydantic import Field
 
-from relayflow.agents.base import Agent, BuildContext
+from relayflow.agents.base import Agent, BuildContext, FileRef
 from relayflow.agents.quality_check import read_schema, schema_validator
 from relayflow.core.result import Result, StepInfo, Usage
 from relayflow.errors import AgentError
@@ -28,10 +29,12 @@ from relayflow.prompts.step import StepCompressor, step_template
 from relayflow.prompts.templates import PromptTemplate, prompt_hash, render
 from relayflow.providers.base import Completion, CompletionRequest, Provider
 from relayflow.providers.context import request_type
-from relayflow.schema.file import AgentConfig, InferenceConfig
+from relayflow.schema.file import AgentConfig, CompressSpec
 
 if TYPE_CHECKING:
+    from relayflow.agents.checks import AgentCheck
     from relayflow.core.handoff import Handoff
+    from relayflow.errors import Problem
     from relayflow.govern.budget import Guard
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(.*?)\n?```$", re.DOTALL)
@@ -85,13 +88,62 @@ def _strip_fence(text: str) -> str:
     return match.group(1).strip() if match else text
 
 
+class InferenceConfig(AgentConfig):
+    """Call a model (alias from ``models:``) with a Jinja prompt rendered from the handoff."""
+
+    model: str
+    prompt_template: str | None = None
+    prompt: str | None = None
+    system: str | None = None
+    output: Literal["text", "json", "label"] = "text"
+    labels: list[str] | None = None
+    output_schema: str | dict[str, Any] | None = None
+    output_field: str = "output"
+    features: list[str] | None = None
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    #: ``output: label`` only: contextual calibration (Zhao et al., 2021). The label scores of
+    #: the prompt rendered from a content-free record ("N/A" for every string) are subtracted
+    #: from each item's, which undoes a model's bias to some labels. Needs a provider that
+    #: reports label scores (the local llama.cpp model does).
+    calibrate: bool = False
+    #: shorten long handoff text before the prompt is rendered (prompts/compress.py)
+    compress: CompressSpec | None = None
+
+
 class InferenceAgent(Agent):
     """Ask the model ``config.model``; the answer (text, label or JSON) lands in
     ``data[output_field]``. With ``features`` set it calls the provider's ``predict`` instead."""
 
     type_name: ClassVar[str] = "inference"
     Config: ClassVar[type[AgentConfig]] = InferenceConfig
+    cacheable: ClassVar[bool] = True
+    cached_by_default: ClassVar[bool] = True
+    runs_code: ClassVar[bool] = False
     config: InferenceConfig
+
+    @classmethod
+    def deterministic(cls, config: AgentConfig) -> bool:
+        return not isinstance(config, InferenceConfig) or config.temperature == 0
+
+    @classmethod
+    def files(cls, config: AgentConfig) -> list[FileRef]:
+        from relayflow.agents.inference_checks import template_file
+
+        assert isinstance(config, InferenceConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
+        out = []
+        if config.prompt_template:
+            out.append(FileRef("prompt_template", template_file(config.prompt_template)))
+        if isinstance(config.output_schema, str):
+            out.append(FileRef("output_schema", config.output_schema))
+        return out
+
+    @classmethod
+    def validate(cls, config: AgentConfig, check: AgentCheck) -> list[Problem]:
+        from relayflow.agents.inference_checks import inference_problems
+
+        assert isinstance(config, InferenceConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
+        return inference_problems(config, check)
 
     def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:
         if not isinstance(config, InferenceConfig):
@@ -116,24 +168,16 @@ class InferenceAgent(Agent):
         ] = weakref.WeakKeyDictionary()
 
     async def prepare(self) -> None:
+        from relayflow.agents.inference_checks import mismatches
+
         cfg = self.config
-        if cfg.calibrate and (cfg.features is not None or cfg.output != "label"):
-            raise AgentError(
-                f"step {cfg.name}: calibrate: true works on output: label only — "
-                "set output: label with labels, or drop calibrate"
-            )
+        for mismatch in mismatches(cfg):  # the checks of `relayflow validate`, for a bare config
+            raise AgentError(f"step {cfg.name}: {mismatch.said_alone()}")
         if cfg.features is None:
-            if (cfg.prompt_template is None) == (cfg.prompt is None):
-                raise AgentError(
-                    f"step {cfg.name}: set exactly one of prompt_template (a file) or prompt "
-                    "(inline text)"
-                )
             # the file, or the version a label pins; registered in the run store's registry
             self._template = await step_template(cfg, self.ctx)
             if cfg.compress is not None:
                 self._compressor = StepCompressor(cfg.compress, self._template)
-            if cfg.output == "label" and not cfg.labels:
-                raise AgentError(f"step {cfg.name}: output: label needs a list of labels")
             if cfg.output == "json" and cfg.output_schema is not None:
                 self._schema, self._validator = load_output_schema(
                     cfg.output_schema, self.ctx, f"step {cfg.name}: output_schema"

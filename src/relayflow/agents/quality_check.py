@@ -6,18 +6,21 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import jsonschema
 from jsonschema.protocols import Validator
+from pydantic import Field
 
-from relayflow.agents.base import Agent, BuildContext
+from relayflow.agents.base import Agent, BuildContext, FileRef
 from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
-from relayflow.schema.file import AgentConfig, QualityCheckConfig
+from relayflow.schema.file import AgentConfig
 
 if TYPE_CHECKING:
+    from relayflow.agents.checks import AgentCheck
     from relayflow.core.handoff import Handoff
+    from relayflow.errors import Problem
 
 
 def confidence_reason(confidence: float, threshold: float) -> str:
@@ -71,6 +74,15 @@ def violations(validator: Validator, instance: Any) -> list[str]:
     return [f"{e.json_path}: {e.message}" for e in errors]
 
 
+class QualityCheckConfig(AgentConfig):
+    """Check the handoff against a JSON Schema ruleset and a minimum confidence."""
+
+    ruleset: str | None = None
+    min_confidence: float = Field(default=0.85, ge=0, le=1)
+    on_failure: Literal["retry", "escalate", "fail"] = "escalate"
+    field: str | None = None
+
+
 class QualityCheckAgent(Agent):
     """Check the handoff (or ``data[field]``) against a ruleset and ``min_confidence``.
 
@@ -80,7 +92,23 @@ class QualityCheckAgent(Agent):
 
     type_name: ClassVar[str] = "quality_check"
     Config: ClassVar[type[AgentConfig]] = QualityCheckConfig
+    runs_code: ClassVar[bool] = False
     config: QualityCheckConfig
+
+    @classmethod
+    def files(cls, config: AgentConfig) -> list[FileRef]:
+        assert isinstance(config, QualityCheckConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
+        return [FileRef("ruleset", config.ruleset)] if config.ruleset else []
+
+    @classmethod
+    def validate(cls, config: AgentConfig, check: AgentCheck) -> list[Problem]:
+        from relayflow.agents.checks import schema_file_problem
+
+        assert isinstance(config, QualityCheckConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
+        if not config.ruleset:
+            return []
+        problem = schema_file_problem(check.resolve(config.ruleset), f"{config.name}.ruleset")
+        return [] if problem is None else [problem]
 
     def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:
         if not isinstance(config, QualityCheckConfig):

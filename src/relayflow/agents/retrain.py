@@ -10,16 +10,18 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from relayflow.agents.base import Agent, BuildContext
 from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError, RelayflowError
-from relayflow.schema.file import AgentConfig, RetrainConfig
+from relayflow.schema.file import AgentConfig
 from relayflow.scrub import get_logger
 
 if TYPE_CHECKING:
+    from relayflow.agents.checks import AgentCheck
     from relayflow.core.handoff import Handoff
+    from relayflow.errors import Problem
     from relayflow.learn.data import Fields
     from relayflow.learn.drift import DriftMonitor
     from relayflow.learn.retrain import RetrainOutcome, RetrainRequest
@@ -60,6 +62,16 @@ def store_location(ctx: BuildContext) -> str | None:
     return given if isinstance(given, str) and given else os.environ.get(STORE_ENV) or None
 
 
+class RetrainConfig(AgentConfig):
+    """Refit or re-prompt a model when its measured performance drops (see the retrain issue)."""
+
+    trigger: Literal["performance_drop", "schedule", "manual"] = "performance_drop"
+    target: str | None = None
+    metric: str | None = None
+    threshold: float | None = None
+    schedule: str | None = None
+
+
 class RetrainAgent(Agent):
     """Observes, per run, the model's answer (``evaluate.prediction``) against the reference
     the item carries (``evaluate.reference``) or, for a reviewed run, the reviewer's answer;
@@ -75,7 +87,34 @@ class RetrainAgent(Agent):
 
     type_name: ClassVar[str] = "retrain"
     Config: ClassVar[type[AgentConfig]] = RetrainConfig
+    runs_code: ClassVar[bool] = False
     config: RetrainConfig
+
+    @classmethod
+    def validate(cls, config: AgentConfig, check: AgentCheck) -> list[Problem]:
+        assert isinstance(config, RetrainConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
+        if config.trigger != "schedule":
+            return []
+        if config.schedule is None:
+            return [
+                check.problem(
+                    "schedule",
+                    "trigger: schedule needs a schedule",
+                    "add `schedule: every 500 runs` (or `6h`, `30 min`, `1d`)",
+                    at="trigger",
+                )
+            ]
+        try:
+            parse_schedule(config.schedule)
+        except AgentError:
+            return [
+                check.problem(
+                    "schedule",
+                    f"{config.schedule[:60]!r} is not a schedule",
+                    "write `every 500 runs`, `30 min`, `6h` or `1d`",
+                )
+            ]
+        return []
 
     def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:
         if not isinstance(config, RetrainConfig):

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import Field
 
-from relayflow.agents.base import BuildContext, SourceAgent
+from relayflow.agents.base import BuildContext, FileRef, SourceAgent
+from relayflow.agents.checks import AgentCheck, is_local, template_error
 from relayflow.agents.confine import (
     Roots,
     file_inside,
@@ -36,10 +38,11 @@ from relayflow.agents.formats import (
 )
 from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
-from relayflow.schema.file import AgentConfig, RetrievalConfig
+from relayflow.schema.file import AgentConfig
 
 if TYPE_CHECKING:
     from relayflow.core.handoff import Handoff
+    from relayflow.errors import Problem
 
 T = TypeVar("T")
 
@@ -57,6 +60,18 @@ def item_key(record: Mapping[str, Any], path: str, index: int) -> str:
 
 def is_template(source: str) -> bool:
     return "{{" in source or "{%" in source
+
+
+class RetrievalConfig(AgentConfig):
+    """Read records: a batch source (first agent) or a lookup templated on the handoff."""
+
+    source: str
+    format: Literal["jsonl", "json", "csv", "parquet", "text"] | None = None
+    glob: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    into: str = "retrieved"
+    missing: Literal["fail", "empty"] = "fail"
 
 
 @lru_cache(maxsize=1)
@@ -177,7 +192,38 @@ class RetrievalAgent(SourceAgent):
 
     type_name: ClassVar[str] = "retrieval"
     Config: ClassVar[type[AgentConfig]] = RetrievalConfig
+    runs_code: ClassVar[bool] = False
     config: RetrievalConfig
+
+    @classmethod
+    def files(cls, config: AgentConfig) -> list[FileRef]:
+        assert isinstance(config, RetrievalConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
+        source = config.source
+        if not is_local(source) or is_template(source):
+            return []  # a URL, or a lookup: read (and confined) when it runs
+        # a batch source may be a file or a folder of files
+        path = source.removeprefix("file://")
+        return [FileRef("source", path, kind="any", checked=not config.glob)]
+
+    @classmethod
+    def validate(cls, config: AgentConfig, check: AgentCheck) -> list[Problem]:
+        assert isinstance(config, RetrievalConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
+        if not is_template(config.source):
+            return []
+        problems = []
+        error = template_error(config.source)
+        if error is not None:
+            problems.append(
+                check.problem("source", f"template error: {error[1]}", "fix the Jinja syntax")
+            )
+        return problems + _lookup_host(config, check)
+
+    @classmethod
+    def secrets(cls, config: AgentConfig, environ: Mapping[str, str]) -> set[str]:
+        from relayflow.scrub import credential_values, url_secrets
+
+        assert isinstance(config, RetrievalConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
+        return url_secrets(config.source) | credential_values(config.storage_options)
 
     def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:
         if not isinstance(config, RetrievalConfig):
@@ -428,3 +474,29 @@ class RetrievalAgent(SourceAgent):
             raise
         except Exception as exc:
             raise _converted(exc, shown) from exc
+
+
+def _lookup_host(config: RetrievalConfig, check: AgentCheck) -> list[Problem]:
+    """A lookup whose URL names its host by a variable can read only what ``allow:`` lists:
+    with no URL prefix there for its scheme, every step of it would be refused."""
+    from relayflow.agents.confine import is_url, literal_prefix, url_root
+
+    if check.spec is None:
+        return []
+    prefix = literal_prefix(config.source)
+    if prefix == config.source or not is_url(prefix):
+        return []  # not a template, or not a URL one
+    if url_root(prefix[: prefix.rfind("/") + 1]) is not None:
+        return []
+    schemes = {entry.partition("://")[0].lower() for entry in check.spec.allow if is_url(entry)}
+    scheme = prefix.partition("://")[0].lower()
+    if scheme in schemes:
+        return []
+    return [
+        check.problem(
+            "source",
+            "the URL's host comes from the data, so this lookup may read nothing",
+            f"list the URL prefixes it may read under `allow:` ({scheme}://host/…), "
+            "or write the host in the source",
+        )
+    ]

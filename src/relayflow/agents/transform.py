@@ -12,15 +12,17 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from relayflow.agents.base import Agent, BuildContext, InlineRun
+from relayflow.agents.base import Agent, BuildContext, FileRef, InlineRun
 from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
-from relayflow.schema.file import AgentConfig, TransformConfig
+from relayflow.schema.file import AgentConfig
 
 if TYPE_CHECKING:
+    from relayflow.agents.checks import AgentCheck
     from relayflow.core.handoff import Handoff
+    from relayflow.errors import Problem
 
 _module_numbers = itertools.count(1)
 
@@ -28,6 +30,14 @@ _module_numbers = itertools.count(1)
 def script_version(source: bytes) -> str:
     """The first 12 hex digits of the SHA-256 of the script: the version of a transform."""
     return hashlib.sha256(source).hexdigest()[:12]
+
+
+class TransformConfig(AgentConfig):
+    """Call ``function`` (default ``transform``) from a Python script on each record."""
+
+    script: str
+    function: str = "transform"
+    run_in: Literal["auto", "inline", "thread"] = "auto"
 
 
 class TransformAgent(Agent):
@@ -40,7 +50,21 @@ class TransformAgent(Agent):
 
     type_name: ClassVar[str] = "transform"
     Config: ClassVar[type[AgentConfig]] = TransformConfig
+    cacheable: ClassVar[bool] = True
     config: TransformConfig
+
+    @classmethod
+    def files(cls, config: AgentConfig) -> list[FileRef]:
+        assert isinstance(config, TransformConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
+        return [FileRef("script", config.script, code=True)]
+
+    @classmethod
+    def validate(cls, config: AgentConfig, check: AgentCheck) -> list[Problem]:
+        from relayflow.agents.script_checks import script_problem
+
+        assert isinstance(config, TransformConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
+        problem = script_problem(config, check)
+        return [] if problem is None else [problem]
 
     def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:
         if not isinstance(config, TransformConfig):

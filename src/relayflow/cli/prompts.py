@@ -42,9 +42,9 @@ def _registry(store: str | None, workflow: str | None, *, create: bool = False) 
 def register_workflow(registry: Registry, workflow: Workflow) -> list[tuple[str, str]]:
     """Register the template of every inference step of ``workflow`` (as a run start does);
     their keys (workflow, step), in file order."""
+    from relayflow.agents.inference import InferenceConfig
     from relayflow.prompts.registry import register_prompt
     from relayflow.prompts.templates import PromptTemplate, load_template, split_pin
-    from relayflow.schema.file import InferenceConfig
 
     names = []
     for step in workflow.agents:

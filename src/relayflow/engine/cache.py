@@ -6,8 +6,9 @@ static versions (script hash, template hash), the version of the model behind it
 the key, so it never returns a stale result.
 
 By default only deterministic model calls are cached: inference at temperature 0. A workflow's
-``cache:`` extends that to its other deterministic steps (transforms, code tests, inference at
-temperature 0); an agent's own ``cache:`` is an explicit choice and always wins.
+``cache:`` extends that to its other deterministic steps of the types that declare themselves
+``cacheable`` (transforms, code tests, inference at temperature 0; agents/base.py); an agent's
+own ``cache:`` is an explicit choice and always wins.
 """
 
 from __future__ import annotations
@@ -18,11 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relayflow.schema.file import AgentConfig, CacheSetting, CacheSpec, InferenceConfig
-
-#: agent types whose results a workflow-wide ``cache:`` may reuse (retrieval, checks, reviews
-#: and retraining read live state or are cheap, so they run every time unless they opt in)
-CACHEABLE_BY_WORKFLOW = frozenset({"inference", "transform", "code_test"})
+from relayflow.agents.registry import agent_class
+from relayflow.schema.file import AgentConfig, CacheSetting, CacheSpec
 
 #: settings that do not shape a step's output
 _NOT_IN_KEY = {"name", "depends_on", "description", "retry", "timeout", "cache"}
@@ -35,14 +33,14 @@ class CachePolicy:
 
 def cache_policy(config: AgentConfig, workflow_default: CacheSetting) -> CachePolicy | None:
     """How ``config``'s step is cached, or None when it always runs."""
-    deterministic = not isinstance(config, InferenceConfig) or config.temperature == 0
     if config.cache is not None:
         return _enabled(config.cache)
+    kind = agent_class(config.type)
     if workflow_default is not None:
-        if config.type not in CACHEABLE_BY_WORKFLOW or not deterministic:
+        if not kind.cacheable or not kind.deterministic(config):
             return None
         return _enabled(workflow_default)
-    if isinstance(config, InferenceConfig) and deterministic:
+    if kind.cached_by_default and kind.deterministic(config):
         return CachePolicy(ttl=None)
     return None
 

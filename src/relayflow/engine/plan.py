@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relayflow.agents.base import Agent, BuildContext, SourceAgent
-from relayflow.schema.file import AgentConfig, RetrievalConfig
+from relayflow.agents.retrieval import RetrievalConfig
+from relayflow.schema.file import AgentConfig
 from relayflow.schema.workflow import Workflow
 
 

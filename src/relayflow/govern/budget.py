@@ -29,6 +29,7 @@ from relayflow.govern.ledger import NANOS, Cap, Counter, Hold, Ledger, Over, Tot
 from relayflow.govern.principal import current_principal
 from relayflow.govern.ratelimit import RateLimiter, estimate_tokens, rate_limiter
 from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price, Provider
+from relayflow.providers.registry import provider_config
 from relayflow.schema.file import BudgetLimit, BudgetSpec, ModelSpec
 from relayflow.scrub import get_logger
 
@@ -328,9 +329,7 @@ class Guard:
 
 def _endpoint(alias: str, spec: ModelSpec, base_dir: str) -> tuple[str, ...]:
     """What one rate limit is shared by: the same endpoint and model, whatever the alias."""
-    if spec.provider == "openai":
-        return ("openai", spec.base_url or "api.openai.com", spec.model or alias)
-    return (spec.provider, base_dir, spec.model or alias)
+    return spec.rate_key(alias, base_dir)
 
 
 def guard_for(ctx: BuildContext, alias: str) -> Guard | None:
@@ -340,7 +339,7 @@ def guard_for(ctx: BuildContext, alias: str) -> Guard | None:
     if workflow is None:
         return None
     wf_spec = workflow.spec
-    spec = wf_spec.models.get(alias) or ModelSpec()
+    spec = wf_spec.models.get(alias) or provider_config({})
     budget = None
     if wf_spec.budget is not None and wf_spec.budget.limits:
         budget = Budget(wf_spec.budget, workflow.name, Ledger(ctx.store_url), ctx.emit)

@@ -14,7 +14,7 @@ from collections.abc import Hashable
 
 from aiolimiter import AsyncLimiter
 
-from relayflow.schema.file import RateLimitSpec
+from relayflow.providers.base import RateLimitSpec
 
 _MINUTE = 60.0
 

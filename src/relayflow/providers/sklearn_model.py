@@ -8,10 +8,19 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from relayflow.errors import ProviderError
-from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price
+from relayflow.providers.base import (
+    BuildMember,
+    Completion,
+    CompletionRequest,
+    Files,
+    Prediction,
+    Price,
+    Provider,
+    ProviderConfig,
+)
 
 _INSTALL = "pip install 'relayflow[sklearn]'"
 
@@ -132,3 +141,36 @@ class SklearnProvider:
 
     async def close(self) -> None:
         self._estimator = None
+
+
+class SklearnConfig(ProviderConfig):
+    """A scikit-learn model file (joblib): ``model:`` names it; ``params.features`` may fix the
+    order of the features it was trained on."""
+
+    provider: Literal["sklearn"] = "sklearn"
+
+    model_hint: ClassVar[str | None] = "name the model file, e.g. model: model/classifier.joblib"
+    loads_model_file: ClassVar[bool] = True
+    runs_code: ClassVar[bool] = True  # joblib unpickles
+    refit: ClassVar[Literal["sklearn"] | None] = "sklearn"
+
+    def build(
+        self, alias: str, base_dir: Path, models: Mapping[str, ProviderConfig], member: BuildMember
+    ) -> tuple[Provider, Files]:
+        from relayflow.providers import cache
+
+        path = cache.model_path(alias, self.provider, self.model, base_dir)
+        stat = cache.stat(path)
+        key = ("sklearn", alias, str(path), stat, self.model_dump_json())
+
+        def make() -> Provider:
+            features = self.params.get("features")
+            return SklearnProvider(
+                alias,
+                path,
+                version=self.version or cache.file_version(path),
+                price=self.price.price(),
+                features=[str(f) for f in features] if isinstance(features, list) else None,
+            )
+
+        return cache.cached(key, make), ((str(path), stat),)

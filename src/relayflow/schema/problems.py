@@ -7,7 +7,7 @@ import difflib
 import reprlib
 import types
 from collections.abc import Mapping, Sequence
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Protocol, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -21,6 +21,17 @@ _ELSEWHERE = {
 }
 
 
+class Chooser(Protocol):
+    """Metadata of an ``Annotated`` field whose model depends on the value (a ``models:`` entry
+    is validated by the config of the provider it names): how to explain its errors."""
+
+    def model_for(self, raw: Any) -> type[BaseModel] | None:
+        """The model that validates ``raw`` (None when it cannot be told)."""
+
+    def elsewhere(self, key: str, raw: Any) -> tuple[str, str] | None:
+        """Message and fix for ``key``, unknown to ``raw``'s model but known to another one."""
+
+
 def problems_from(
     exc: ValidationError,
     prefix: Path_,
@@ -29,10 +40,12 @@ def problems_from(
     model: type[BaseModel],
     label: str | None = None,
     skip_agents: bool = False,
+    data: Any = None,
 ) -> list[Problem]:
     """One Problem per error of ``exc``, raised validating ``model`` at ``prefix`` of the file.
     ``label`` replaces the prefix in field names (an agent's name); ``skip_agents`` leaves out
-    the errors inside ``workflow:`` items (each agent is validated on its own)."""
+    the errors inside ``workflow:`` items (each agent is validated on its own). ``data`` is the
+    value validated, for fields whose model depends on it (a Chooser)."""
     out: list[Problem] = []
     for error in exc.errors():
         loc = tuple(error["loc"])
@@ -41,13 +54,13 @@ def problems_from(
         path = (*prefix, *loc)
         field = ".".join(str(p) for p in loc)
         field = f"{label}.{field}" if label else dotted(path)
-        message, fix = explain(error, loc, model, top=not prefix)
+        message, fix = explain(error, loc, model, top=not prefix, data=data)
         out.append(Problem(where, lines.line_of(path), field, message, fix))
     return out
 
 
 def explain(
-    error: Any, loc: tuple[Any, ...], model: type[BaseModel], top: bool = False
+    error: Any, loc: tuple[Any, ...], model: type[BaseModel], top: bool = False, data: Any = None
 ) -> tuple[str, str]:
     """The message and the fix of one pydantic error at ``loc`` of ``model``."""
     kind = error["type"]
@@ -56,7 +69,7 @@ def explain(
     if kind == "too_short" and loc == ("workflow",):
         return "the workflow has no agents", "list them under `workflow:` (`- name: …`, `type: …`)"
     if kind == "extra_forbidden":
-        return _unknown_key(loc, model, top)
+        return _unknown_key(loc, model, top, data)
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         return f"{short(error['input'])} is not allowed", f"use one of {expected}"
@@ -65,13 +78,20 @@ def explain(
     return f"{error['msg'].lower()} (got {shown})", "fix the value's type or range"
 
 
-def _unknown_key(loc: tuple[Any, ...], model: type[BaseModel], top: bool) -> tuple[str, str]:
+def _unknown_key(
+    loc: tuple[Any, ...], model: type[BaseModel], top: bool, data: Any
+) -> tuple[str, str]:
     key = str(loc[-1])
     section = top and len(loc) == 1
     message = "unknown section" if section else "unknown field"
     if section and key in _ELSEWHERE:
         return "not a section of a workflow file", _ELSEWHERE[key]
-    known = known_keys(model, loc)
+    _, chooser, raw = _walk(model, loc, data)
+    if chooser is not None:
+        other = chooser.elsewhere(key, raw)
+        if other is not None:
+            return other
+    known = known_keys(model, loc, data)
     guess = did_you_mean(key, known)
     if guess is not None:
         return message, f"did you mean `{guess}`?"
@@ -93,19 +113,51 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str | None:
     return found[0] if found else None
 
 
-def known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+def known_keys(model: type[BaseModel], loc: tuple[Any, ...], data: Any = None) -> list[str]:
     """The keys the model at ``loc[:-1]`` inside ``model`` accepts (none when it cannot be
-    told, e.g. inside a free-form mapping)."""
-    current: Any = model
-    for part in loc[:-1]:
-        current = _step(current, part)
-        if current is None:
-            return []
+    told, e.g. inside a free-form mapping). ``data``: the value validated (see Chooser)."""
+    current, _, _ = _walk(model, loc, data)
     target = _model_in(current)
     if target is None:
         return []
     extends = ["extends"] if target.__name__ == "WorkflowSpec" else []
     return sorted([*target.model_fields, *extends])
+
+
+def _walk(
+    model: type[BaseModel], loc: tuple[Any, ...], data: Any
+) -> tuple[Any, Chooser | None, Any]:
+    """The type at ``loc[:-1]`` inside ``model``, the Chooser that picked it (if one did) and
+    the part of ``data`` there; the type is None when it cannot be told."""
+    current: Any = model
+    chooser: Chooser | None = None
+    raw = data
+    for part in loc[:-1]:
+        current = _step(current, part)
+        raw = _item(raw, part)
+        if current is None:
+            return None, None, raw
+        current, chooser = _chosen(current, raw)
+    return current, chooser, raw
+
+
+def _chosen(tp: Any, raw: Any) -> tuple[Any, Chooser | None]:
+    """``tp`` without ``Annotated``, or the model its Chooser picks for ``raw``."""
+    if get_origin(tp) is not Annotated:
+        return tp, None
+    base, *metadata = get_args(tp)
+    for item in metadata:
+        if hasattr(item, "model_for") and hasattr(item, "elsewhere"):
+            return item.model_for(raw) or base, item
+    return base, None
+
+
+def _item(raw: Any, part: Any) -> Any:
+    if isinstance(raw, Mapping):
+        return raw.get(part)
+    if isinstance(raw, list) and isinstance(part, int) and -len(raw) <= part < len(raw):
+        return raw[part]
+    return None
 
 
 def _is_union(tp: Any) -> bool:

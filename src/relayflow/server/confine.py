@@ -14,25 +14,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from relayflow.agents.checks import is_local, resolve_path
+from relayflow.agents.registry import agent_class
 from relayflow.errors import ConfigError, Problem, SpecError
-from relayflow.schema.file import RetrievalConfig
 from relayflow.schema.workflow import Workflow
-from relayflow.spec.validate_files import (  # the enumeration `validate` checks, kept as one
-    _file_fields,
-    _is_local,
-    _template_file,
-    resolve_path,
-)
 from relayflow.spec.variants import variant_workflow
 
 #: a workflow file read by path: at most this many bytes (the same as a posted ``yaml``)
 MAX_WORKFLOW_BYTES = 1_000_000
 SUFFIXES = (".yaml", ".yml")
-#: agent types that run no code of the registrant's: everything else (transform scripts,
-#: service calls from the server, generated-code tests, plugins) needs ``register_code``
-NO_CODE_TYPES = frozenset({"retrieval", "inference", "quality_check", "human_review", "retrain"})
-#: model providers that load a file as code (joblib unpickles)
-CODE_PROVIDERS = frozenset({"sklearn"})
 #: a bundle's own YAML, written by the server
 BUNDLE_YAML = "workflow.yaml"
 
@@ -247,28 +237,22 @@ def references(workflow: Workflow) -> Iterator[Reference]:
         agent_sets.append(variant_workflow(workflow, variant.name).agents)
     for agents in agent_sets:
         for index, agent in enumerate(agents):
-            fields = list(_file_fields(agent))
-            if (
-                isinstance(agent, RetrievalConfig)
-                and _is_local(agent.source)
-                and "{{" not in agent.source
-                and "{%" not in agent.source
-            ):
-                fields.append(("source", agent.source.removeprefix("file://")))
-            for field, value in fields:
-                if field == "prompt_template":
-                    value = _template_file(value)
+            # the files `relayflow validate` checks, as the agent's type declares them
+            for ref in agent_class(agent.type).files(agent):
                 yield Reference(
-                    ("workflow", index, field), f"{agent.name}.{field}", resolve_path(base, value)
+                    ("workflow", index, ref.field),
+                    f"{agent.name}.{ref.field}",
+                    resolve_path(base, ref.path),
                 )
     for alias, spec in workflow.spec.models.items():
-        if spec.provider in ("llama_cpp", "sklearn") and spec.model:
+        model = spec.model_file()
+        if model:
             yield Reference(
-                ("models", alias, "model"), f"models.{alias}.model", resolve_path(base, spec.model)
+                ("models", alias, "model"), f"models.{alias}.model", resolve_path(base, model)
             )
     for index, entry in enumerate(workflow.spec.allow):
         # a folder it may read from is a file it names: else `allow: ["/"]` widens the roots
-        if _is_local(entry):
+        if is_local(entry):
             yield Reference(
                 ("allow", index),
                 f"allow[{index}]",
@@ -322,9 +306,9 @@ def runs_code(workflow: Workflow) -> bool:
     agent_sets = [workflow.agents]
     for variant in workflow.spec.variants:
         agent_sets.append(variant_workflow(workflow, variant.name).agents)
-    if any(a.type not in NO_CODE_TYPES for agents in agent_sets for a in agents):
+    if any(agent_class(a.type).runs_code for agents in agent_sets for a in agents):
         return True
-    return any(spec.provider in CODE_PROVIDERS for spec in workflow.spec.models.values())
+    return any(spec.runs_code for spec in workflow.spec.models.values())
 
 
 def referenced_hash(text: str, workflow: Workflow) -> str:

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from relayflow.errors import Problem, SpecError
-from relayflow.schema.file import AGENT_CONFIGS, AgentConfig, Defaults, WorkflowSpec
+from relayflow.schema.file import AgentConfig, Defaults, WorkflowSpec
 from relayflow.schema.problems import did_you_mean, problems_from
 from relayflow.schema.problems import dotted as _dotted
 from relayflow.schema.problems import short as _short
@@ -96,12 +96,15 @@ def load_spec_text(text: str, file: Path) -> Workflow:
         raise SpecError(problems)
 
     spec: WorkflowSpec | None = None
+    # `x-…` sections are the user's own (a place for YAML anchors), as in Compose files
+    sections = {k: v for k, v in data.items() if not _is_own(k)}
     try:
-        # `x-…` sections are the user's own (a place for YAML anchors), as in Compose files
-        spec = WorkflowSpec.model_validate({k: v for k, v in data.items() if not _is_own(k)})
+        spec = WorkflowSpec.model_validate(sections)
     except ValidationError as exc:
         # Each agent is validated on its own below, against its type's model.
-        problems.extend(problems_from(exc, (), where, lines, WorkflowSpec, skip_agents=True))
+        problems.extend(
+            problems_from(exc, (), where, lines, WorkflowSpec, skip_agents=True, data=sections)
+        )
 
     raw_agents = data.get("workflow")
     agents: list[AgentConfig] = []
@@ -307,10 +310,10 @@ def _type_fix(type_name: Any, known: list[str]) -> str:
 
 
 def _config_class(type_name: Any) -> type[AgentConfig] | None:
+    """The config model that the agent type declares (importing its module: only the types a
+    file uses are imported); None for an unknown type."""
     if not isinstance(type_name, str):
         return None
-    if type_name in AGENT_CONFIGS:
-        return AGENT_CONFIGS[type_name]
     from relayflow.agents.registry import agent_class
     from relayflow.errors import RelayflowError
 

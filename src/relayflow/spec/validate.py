@@ -1,5 +1,6 @@
-"""Checks of a whole workflow beyond field types: names, graph, models, outputs, expressions
-(and, through validate_files, the files it names).
+"""Checks of a whole workflow beyond field types: names, graph, the top-level sections, the
+files the agents name, and each agent's own checks (``Agent.validate``, asked through the
+registry: a plugin's type takes part as a built-in one does).
 
 Each ``_validate_*`` function is pure: it looks at the parsed workflow and returns problems.
 """
@@ -10,28 +11,16 @@ import graphlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from relayflow.agents.base import Agent
+from relayflow.agents.checks import AgentCheck, path_kind, resolve_path
+from relayflow.agents.registry import agent_class
 from relayflow.errors import Problem
-from relayflow.schema.file import (
-    AgentConfig,
-    HumanReviewConfig,
-    InferenceConfig,
-    RetrainConfig,
-    WorkflowSpec,
-)
+from relayflow.schema.file import AgentConfig, WorkflowSpec
 from relayflow.schema.yaml_lines import LineMap
-from relayflow.spec.validate_allow import validate_allow, validate_lookup_hosts
+from relayflow.spec.validate_allow import validate_allow
 from relayflow.spec.validate_consumers import validate_consumers
-from relayflow.spec.validate_files import (
-    path_kind,
-    resolve_path,
-    validate_files,
-    validate_rulesets,
-    validate_templates,
-)
+from relayflow.spec.validate_files import validate_files
 from relayflow.spec.validate_models import validate_models
-from relayflow.spec.validate_prompts import validate_prompts
-from relayflow.spec.validate_scripts import validate_scripts
-from relayflow.spec.validate_service import validate_services
 
 Deps = dict[str, tuple[str, ...]]
 
@@ -77,27 +66,35 @@ def validate_workflow(
     agents = list(agents)
     where = Where(file, lines, agents, list(positions or range(len(agents))))
     base = file.parent
+    types = [agent_class(agent.type) for agent in agents]
     problems = _validate_names(agents, where)
     problems += _validate_depends_on(agents, where, set(other_names))
     problems += _validate_acyclic(agents, depends_on, where)
-    problems += validate_files(agents, base, where)
+    problems += validate_files(agents, types, base, where)
     if spec is not None:
-        problems += _validate_models(spec, agents, where, lines, str(file))
+        problems += _validate_default_model(spec, lines, str(file))
         problems += validate_models(spec.models, lines, str(file))
         problems += _validate_evaluate(spec, base, lines, str(file))
         problems += _validate_access(spec, agents, lines, str(file))
         problems += _validate_budget(spec, lines, str(file))
         problems += validate_allow(spec, base, lines, str(file))
-        problems += validate_lookup_hosts(spec, agents, where)
         problems += validate_consumers(spec, base, lines, str(file))
-    problems += _validate_outputs(agents, where)
-    problems += _validate_retrain(agents, where)
-    problems += validate_scripts(agents, base, where)
-    problems += validate_templates(agents, base, where)
-    problems += validate_prompts(agents, where)
-    problems += validate_services(agents, where)
-    problems += validate_rulesets(agents, base, where)
-    problems += _validate_expressions(agents, where)
+    problems += _validate_agents(spec, agents, types, where, base)
+    return problems
+
+
+def _validate_agents(
+    spec: WorkflowSpec | None,
+    agents: list[AgentConfig],
+    types: list[type[Agent]],
+    where: Where,
+    base: Path,
+) -> list[Problem]:
+    """Each agent's own checks, as its type declares them."""
+    problems: list[Problem] = []
+    for index, (agent, kind) in enumerate(zip(agents, types, strict=True)):
+        check = AgentCheck(where.file, base, where.lines, where.positions[index], agent.name, spec)
+        problems += kind.validate(agent, check)
     return problems
 
 
@@ -178,36 +175,20 @@ def _validate_acyclic(agents: list[AgentConfig], deps: Deps, where: Where) -> li
     return []
 
 
-def _validate_models(
-    spec: WorkflowSpec, agents: list[AgentConfig], where: Where, lines: LineMap, file: str
-) -> list[Problem]:
-    # With no `models:` section every alias means the embedded local model, so that the
-    # handbook's example (model: "gpt-5x") runs as written; once a team declares models,
-    # an alias it did not declare is a mistake.
-    if not spec.models:
+def _validate_default_model(spec: WorkflowSpec, lines: LineMap, file: str) -> list[Problem]:
+    # with no `models:` section every alias means the embedded local model (see the
+    # inference agent's own check of its `model:`)
+    if not spec.models or not spec.defaults.model or spec.defaults.model in spec.models:
         return []
-    problems = []
-    for index, agent in enumerate(agents):
-        if isinstance(agent, InferenceConfig) and agent.model not in spec.models:
-            problems.append(
-                where.problem(
-                    index,
-                    "model",
-                    f"model alias {agent.model!r} is not defined",
-                    f"define it under `models:` or use one of: {', '.join(sorted(spec.models))}",
-                )
-            )
-    if spec.defaults.model and spec.defaults.model not in spec.models:
-        problems.append(
-            Problem(
-                file,
-                lines.line_of(("defaults", "model")),
-                "defaults.model",
-                f"model alias {spec.defaults.model!r} is not defined",
-                "define it under `models:`",
-            )
+    return [
+        Problem(
+            file,
+            lines.line_of(("defaults", "model")),
+            "defaults.model",
+            f"model alias {spec.defaults.model!r} is not defined",
+            "define it under `models:`",
         )
-    return problems
+    ]
 
 
 def _validate_evaluate(spec: WorkflowSpec, base: Path, lines: LineMap, file: str) -> list[Problem]:
@@ -255,101 +236,3 @@ def _validate_budget(spec: WorkflowSpec, lines: LineMap, file: str) -> list[Prob
         for i, limit in enumerate(limits)
         if limit.currency is None and limit.tokens is None
     ]
-
-
-def _validate_outputs(agents: list[AgentConfig], where: Where) -> list[Problem]:
-    problems = []
-    for index, agent in enumerate(agents):
-        if not isinstance(agent, InferenceConfig):
-            continue
-        if agent.output == "label" and not agent.labels and not agent.features:
-            problems.append(
-                where.problem(
-                    index,
-                    "labels",
-                    "output: label needs a list of labels",
-                    "add `labels: [a, b, …]`",
-                    at="output",
-                )
-            )
-        if not agent.prompt_template and agent.prompt is None and not agent.features:
-            problems.append(
-                where.problem(
-                    index,
-                    "prompt_template",
-                    "no prompt",
-                    "add `prompt_template: file.jinja` or `prompt: …`",
-                )
-            )
-        if agent.features is None and agent.prompt_template and agent.prompt is not None:
-            problems.append(
-                where.problem(
-                    index,
-                    "prompt",
-                    "set both with prompt_template",
-                    "keep one: prompt_template (a file) or prompt (inline text)",
-                )
-            )
-        if agent.calibrate and (agent.features is not None or agent.output != "label"):
-            problems.append(
-                where.problem(
-                    index,
-                    "calibrate",
-                    "calibrate: true works on output: label only",
-                    "set output: label with labels, or drop calibrate",
-                )
-            )
-    return problems
-
-
-def _validate_retrain(agents: list[AgentConfig], where: Where) -> list[Problem]:
-    from relayflow.agents.retrain import parse_schedule
-    from relayflow.errors import AgentError
-
-    problems = []
-    for index, agent in enumerate(agents):
-        if not isinstance(agent, RetrainConfig) or agent.trigger != "schedule":
-            continue
-        if agent.schedule is None:
-            problems.append(
-                where.problem(
-                    index,
-                    "schedule",
-                    "trigger: schedule needs a schedule",
-                    "add `schedule: every 500 runs` (or `6h`, `30 min`, `1d`)",
-                    at="trigger",
-                )
-            )
-            continue
-        try:
-            parse_schedule(agent.schedule)
-        except AgentError:
-            problems.append(
-                where.problem(
-                    index,
-                    "schedule",
-                    f"{agent.schedule[:60]!r} is not a schedule",
-                    "write `every 500 runs`, `30 min`, `6h` or `1d`",
-                )
-            )
-    return problems
-
-
-def _validate_expressions(agents: list[AgentConfig], where: Where) -> list[Problem]:
-    from relayflow.agents.expressions import check_expression
-
-    problems = []
-    for index, agent in enumerate(agents):
-        if isinstance(agent, HumanReviewConfig) and agent.when:
-            # compiled by the environment the step uses: an unknown filter or test fails there
-            error = check_expression(agent.when)
-            if error is not None:
-                problems.append(
-                    where.problem(
-                        index,
-                        "when",
-                        f"expression error: {error}",
-                        "write a Jinja expression, e.g. confidence < 0.9",
-                    )
-                )
-    return problems

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from relayflow.errors import InputError, NotFound, Problem
-from relayflow.schema.file import AgentConfig, RetrievalConfig, VariantSpec, WorkflowSpec
+from relayflow.schema.file import AgentConfig, VariantSpec, WorkflowSpec
 from relayflow.schema.yaml_lines import LineMap, Path_
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def validate_variants(
                 )
                 continue
             agent = agents[by_name[agent_name]]
-            if isinstance(agent, RetrievalConfig) and not depends_on.get(agent_name):
+            if _is_source(agent) and not depends_on.get(agent_name):
                 problems.append(
                     Problem(
                         where,
@@ -272,3 +272,11 @@ def _derived_problems(
             )
         out.append(problem)
     return out
+
+
+def _is_source(agent: AgentConfig) -> bool:
+    """Whether ``agent``'s type can start a batch (a retrieval agent, or a plugin's source)."""
+    from relayflow.agents.base import SourceAgent
+    from relayflow.agents.registry import agent_class
+
+    return issubclass(agent_class(agent.type), SourceAgent)

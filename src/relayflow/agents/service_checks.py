@@ -1,17 +1,20 @@
 """Checks of a ``service`` step's settings: its URL, its templates, its headers (no secrets
-written in the file) and the settings that its protocol ignores."""
+written in the file) and the settings that its protocol ignores; and the secrets it holds."""
 
 from __future__ import annotations
 
+import os
 import re
 import string
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from relayflow.agents.checks import AgentCheck, template_error
 from relayflow.errors import Problem
-from relayflow.schema.file import AgentConfig, ServiceConfig
+from relayflow.scrub import CREDENTIAL_NAME, url_secrets, with_token
 
 if TYPE_CHECKING:
-    from relayflow.spec.validate import Where
+    from relayflow.agents.service import ServiceConfig
 
 #: header names whose value is a credential: it must come from the environment
 _SECRET_HEADERS = re.compile(r"authorization|cookie|token|secret|api[-_]?key|password", re.I)
@@ -33,34 +36,25 @@ def is_template(source: str) -> bool:
     return "{{" in source or "{%" in source
 
 
-def validate_services(agents: list[AgentConfig], where: Where) -> list[Problem]:
-    problems: list[Problem] = []
-    for index, agent in enumerate(agents):
-        if isinstance(agent, ServiceConfig):
-            problems += _url(index, agent, where)
-            problems += _protocol(index, agent, where)
-            problems += _headers(index, agent, where)
-    return problems
+def service_problems(agent: ServiceConfig, check: AgentCheck) -> list[Problem]:
+    return _url(agent, check) + _protocol(agent, check) + _headers(agent, check)
 
 
 def _syntax(source: str) -> str | None:
-    from relayflow.prompts.templates import check_template_source
-
-    error = check_template_source(source)
+    error = template_error(source)
     return None if error is None else error[1]
 
 
-def _url(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
+def _url(agent: ServiceConfig, check: AgentCheck) -> list[Problem]:
     if is_template(agent.url):
         error = _syntax(agent.url)
         if error is None:
             return []
-        return [where.problem(index, "url", f"template error: {error}", "fix the Jinja syntax")]
+        return [check.problem("url", f"template error: {error}", "fix the Jinja syntax")]
     if re.match(r"^https?://[^/\s]+", agent.url):
         return []
     return [
-        where.problem(
-            index,
+        check.problem(
             "url",
             f"{agent.url!r} is not an http:// or https:// URL",
             "write the full URL, e.g. http://127.0.0.1:8001",
@@ -68,14 +62,13 @@ def _url(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
     ]
 
 
-def _protocol(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
+def _protocol(agent: ServiceConfig, check: AgentCheck) -> list[Problem]:
     problems = []
     written = agent.model_fields_set
     if agent.protocol == "relayflow":
         if is_template(agent.url):
             problems.append(
-                where.problem(
-                    index,
+                check.problem(
                     "url",
                     "protocol: relayflow needs a fixed URL (the served agent's base URL)",
                     "write the URL that `relayflow serve-agent` prints, without a template",
@@ -84,8 +77,7 @@ def _protocol(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
         for setting in _JSON_ONLY:
             if setting in written:
                 problems.append(
-                    where.problem(
-                        index,
+                    check.problem(
                         setting,
                         "is not used with protocol: relayflow (the served agent's result is "
                         "the step's result)",
@@ -96,8 +88,7 @@ def _protocol(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
     if agent.body is not None:
         if agent.method in ("GET", "DELETE"):
             problems.append(
-                where.problem(
-                    index,
+                check.problem(
                     "body",
                     f"a {agent.method} request sends no body",
                     "remove body, or use method: POST",
@@ -106,12 +97,11 @@ def _protocol(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
         error = _syntax(agent.body)
         if error is not None:
             problems.append(
-                where.problem(index, "body", f"template error: {error}", "fix the Jinja syntax")
+                check.problem("body", f"template error: {error}", "fix the Jinja syntax")
             )
     if agent.merge and "output_field" in written:
         problems.append(
-            where.problem(
-                index,
+            check.problem(
                 "output_field",
                 "merge: true puts the answer's keys into the handoff; output_field is not used",
                 "remove one of merge and output_field",
@@ -120,24 +110,24 @@ def _protocol(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
     return problems
 
 
-def _headers(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
+def _headers(agent: ServiceConfig, check: AgentCheck) -> list[Problem]:
     problems = []
     name = agent.name
     for header, value in agent.headers.items():
-        line = where.line(index, "headers", header)
+        line = check.line("headers", header)
         try:
             names = env_identifiers(value)
         except ValueError as exc:
             problems.append(
                 Problem(
-                    where.file, line, f"{name}.headers.{header}", "invalid $ reference", str(exc)
+                    check.file, line, f"{name}.headers.{header}", "invalid $ reference", str(exc)
                 )
             )
             continue
         if not names and _SECRET_HEADERS.search(header):
             problems.append(
                 Problem(
-                    where.file,
+                    check.file,
                     line,
                     f"{name}.headers.{header}",
                     "a credential written in the workflow file",
@@ -147,11 +137,11 @@ def _headers(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
             )
     written = {h.lower() for h in agent.headers}
     for header, var in agent.headers_env.items():
-        line = where.line(index, "headers_env", header)
+        line = check.line("headers_env", header)
         if not _ENV_NAME.match(var):
             problems.append(
                 Problem(
-                    where.file,
+                    check.file,
                     line,
                     f"{name}.headers_env.{header}",
                     f"{var!r} is not an environment variable name",
@@ -161,7 +151,7 @@ def _headers(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
         if header.lower() in written:
             problems.append(
                 Problem(
-                    where.file,
+                    check.file,
                     line,
                     f"{name}.headers_env.{header}",
                     "also set under headers",
@@ -169,3 +159,21 @@ def _headers(index: int, agent: ServiceConfig, where: Where) -> list[Problem]:
                 )
             )
     return problems
+
+
+def service_secrets(agent: ServiceConfig, environ: Mapping[str, str] | None = None) -> set[str]:
+    """A service step's credentials: the values of its headers that come from the environment
+    or have a credential's name, and what its URL holds (``user:pw@``, ``?api_key=``)."""
+    env = os.environ if environ is None else environ
+    found = url_secrets(agent.url)
+    for name, value in agent.headers.items():
+        try:
+            names = env_identifiers(value)
+        except ValueError:  # validation reports it; the literal may still be a secret
+            names = []
+        found.update(env.get(var, "") for var in names)
+        if names or CREDENTIAL_NAME.search(name):
+            found |= with_token(string.Template(value).safe_substitute(env))
+    for var in agent.headers_env.values():
+        found |= with_token(env.get(var, ""))
+    return found

@@ -5,42 +5,30 @@ from __future__ import annotations
 
 import ast
 import importlib.machinery
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relayflow.errors import Problem
-from relayflow.schema.file import AgentConfig, TransformConfig
-from relayflow.spec.validate_files import path_kind, resolve_path
+from relayflow.agents.checks import AgentCheck, path_kind
 
 if TYPE_CHECKING:
-    from relayflow.spec.validate import Where
+    from relayflow.agents.transform import TransformConfig
+    from relayflow.errors import Problem
 
 #: names whose use may bind module names in ways a reading of the source cannot follow
 _DYNAMIC = frozenset({"globals", "exec", "eval", "setattr", "vars", "locals", "__import__"})
 
 
-def validate_scripts(agents: list[AgentConfig], base: Path, where: Where) -> list[Problem]:
-    problems: list[Problem] = []
-    for index, agent in enumerate(agents):
-        if isinstance(agent, TransformConfig):
-            problem = _script_problem(index, agent, resolve_path(base, agent.script), where)
-            if problem is not None:
-                problems.append(problem)
-    return problems
-
-
-def _script_problem(index: int, agent: TransformConfig, path: Path, where: Where) -> Problem | None:
+def script_problem(agent: TransformConfig, check: AgentCheck) -> Problem | None:
+    """What keeps the transform's script from being imported and called, or None."""
+    path = check.resolve(agent.script)
     if path_kind(path) != "file":
-        return None  # reported by validate_files
+        return None  # reported by the file check
     if path.suffix not in importlib.machinery.SOURCE_SUFFIXES:
-        return where.problem(
-            index, "script", f"not a Python file: {path}", "point script: at a .py file"
-        )
+        return check.problem("script", f"not a Python file: {path}", "point script: at a .py file")
     try:
         source = path.read_bytes()
     except OSError as exc:
-        return where.problem(
-            index, "script", f"cannot read {path}: {exc.strerror or exc}", "check its permissions"
+        return check.problem(
+            "script", f"cannot read {path}: {exc.strerror or exc}", "check its permissions"
         )
     try:
         # compiled as the agent compiles it: this also catches what only the compiler rejects
@@ -49,10 +37,10 @@ def _script_problem(index: int, agent: TransformConfig, path: Path, where: Where
         tree = ast.parse(source, str(path))
     except SyntaxError as exc:
         at = f"{path}:{exc.lineno}" if exc.lineno else str(path)
-        return where.problem(index, "script", f"{at}: syntax error: {exc.msg}", "fix the script")
+        return check.problem("script", f"{at}: syntax error: {exc.msg}", "fix the script")
     except (ValueError, RecursionError, MemoryError) as exc:
-        return where.problem(
-            index, "script", f"{path}: cannot compile: {exc}", "fix the script (Python source)"
+        return check.problem(
+            "script", f"{path}: cannot compile: {exc}", "fix the script (Python source)"
         )
     bound = _module_names(tree)
     if bound is None:
@@ -60,8 +48,7 @@ def _script_problem(index: int, agent: TransformConfig, path: Path, where: Where
     function = agent.function
     at = "function" if "function" in agent.model_fields_set else "script"
     if function not in bound:
-        return where.problem(
-            index,
+        return check.problem(
             "function",
             f"{path} defines no {function}()",
             f"define def {function}(record: dict) -> dict in the script, or set function: to "
@@ -69,8 +56,7 @@ def _script_problem(index: int, agent: TransformConfig, path: Path, where: Where
             at=at,
         )
     if bound[function] == "async" and agent.run_in == "thread":
-        return where.problem(
-            index,
+        return check.problem(
             "run_in",
             f"{function} is async def, which runs on the event loop",
             "set run_in: auto (or make it a plain def to run it in a thread)",

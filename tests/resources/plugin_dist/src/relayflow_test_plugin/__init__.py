@@ -1,0 +1,1 @@
+"""A relayflow plugin for the tests: the ``stamp`` agent type and the ``echo`` provider."""
