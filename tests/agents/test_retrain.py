@@ -11,10 +11,10 @@ import pytest
 
 import relayflow
 from relayflow.agents.base import BuildContext
-from relayflow.agents.retrain import RetrainAgent, RetrainConfig, parse_schedule
 from relayflow.core.handoff import Handoff
 from relayflow.core.result import StepInfo
 from relayflow.errors import AgentError
+from relayflow.learn.retrain_agent import RetrainAgent, RetrainConfig, parse_schedule
 from relayflow.store.checkpoints import load_state
 from relayflow.store.registry import Registry
 from tests.learn import synthetic as syn

@@ -22,8 +22,8 @@ from jsonschema import Draft202012Validator
 from typer.testing import CliRunner, Result
 
 import relayflow
-from relayflow.agents.retrain import RetrainAgent
 from relayflow.learn.prompt_job import BEGIN
+from relayflow.learn.retrain_agent import RetrainAgent
 from relayflow.store.checkpoints import load_state
 from relayflow.store.database import open_database
 from relayflow.store.registry import Registry

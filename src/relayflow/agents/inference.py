@@ -15,21 +15,21 @@ import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
-from pydantic import Field
 
 from relayflow.agents.base import Agent, BuildContext, FileRef
+from relayflow.agents.inference_config import InferenceConfig as InferenceConfig
+from relayflow.agents.inference_prompt import StepCompressor, step_template
 from relayflow.agents.quality_check import read_schema, schema_validator
 from relayflow.core.result import Result, StepInfo, Usage
 from relayflow.errors import AgentError
-from relayflow.prompts.step import StepCompressor, step_template
 from relayflow.prompts.templates import PromptTemplate, prompt_hash, render
 from relayflow.providers.base import Completion, CompletionRequest, Provider
 from relayflow.providers.context import request_type
-from relayflow.schema.file import AgentConfig, CompressSpec
+from relayflow.schema.file import AgentConfig
 
 if TYPE_CHECKING:
     from relayflow.agents.checks import AgentCheck
@@ -88,29 +88,6 @@ def _strip_fence(text: str) -> str:
     return match.group(1).strip() if match else text
 
 
-class InferenceConfig(AgentConfig):
-    """Call a model (alias from ``models:``) with a Jinja prompt rendered from the handoff."""
-
-    model: str
-    prompt_template: str | None = None
-    prompt: str | None = None
-    system: str | None = None
-    output: Literal["text", "json", "label"] = "text"
-    labels: list[str] | None = None
-    output_schema: str | dict[str, Any] | None = None
-    output_field: str = "output"
-    features: list[str] | None = None
-    max_tokens: int = Field(default=256, ge=1)
-    temperature: float = Field(default=0.0, ge=0, le=2)
-    #: ``output: label`` only: contextual calibration (Zhao et al., 2021). The label scores of
-    #: the prompt rendered from a content-free record ("N/A" for every string) are subtracted
-    #: from each item's, which undoes a model's bias to some labels. Needs a provider that
-    #: reports label scores (the local llama.cpp model does).
-    calibrate: bool = False
-    #: shorten long handoff text before the prompt is rendered (prompts/compress.py)
-    compress: CompressSpec | None = None
-
-
 class InferenceAgent(Agent):
     """Ask the model ``config.model``; the answer (text, label or JSON) lands in
     ``data[output_field]``. With ``features`` set it calls the provider's ``predict`` instead."""
@@ -128,7 +105,7 @@ class InferenceAgent(Agent):
 
     @classmethod
     def files(cls, config: AgentConfig) -> list[FileRef]:
-        from relayflow.agents.inference_checks import template_file
+        from relayflow.agents.inference_config import template_file
 
         assert isinstance(config, InferenceConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
         out = []
@@ -140,7 +117,7 @@ class InferenceAgent(Agent):
 
     @classmethod
     def validate(cls, config: AgentConfig, check: AgentCheck) -> list[Problem]:
-        from relayflow.agents.inference_checks import inference_problems
+        from relayflow.agents.inference_config import inference_problems
 
         assert isinstance(config, InferenceConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
         return inference_problems(config, check)
@@ -168,7 +145,7 @@ class InferenceAgent(Agent):
         ] = weakref.WeakKeyDictionary()
 
     async def prepare(self) -> None:
-        from relayflow.agents.inference_checks import mismatches
+        from relayflow.agents.inference_config import mismatches
 
         cfg = self.config
         for mismatch in mismatches(cfg):  # the checks of `relayflow validate`, for a bare config

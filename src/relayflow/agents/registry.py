@@ -15,7 +15,7 @@ _BUILTIN: dict[str, str] = {
     "inference": "relayflow.agents.inference:InferenceAgent",
     "quality_check": "relayflow.agents.quality_check:QualityCheckAgent",
     "human_review": "relayflow.agents.human_review:HumanReviewAgent",
-    "retrain": "relayflow.agents.retrain:RetrainAgent",
+    "retrain": "relayflow.learn.retrain_agent:RetrainAgent",
     "code_test": "relayflow.agents.code_test:CodeTestAgent",
     "service": "relayflow.agents.service:ServiceAgent",
 }

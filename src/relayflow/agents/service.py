@@ -9,12 +9,11 @@ import os
 import string
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn
-
-from pydantic import Field, field_validator
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from relayflow.agents.base import Agent, BuildContext
-from relayflow.agents.service_checks import env_identifiers, is_template, service_secrets
+from relayflow.agents.service_config import ServiceConfig as ServiceConfig
+from relayflow.agents.service_config import env_identifiers, is_template, service_secrets
 from relayflow.core.result import Result, StepInfo, Usage
 from relayflow.core.retry import RetryPolicy
 from relayflow.errors import (
@@ -28,7 +27,6 @@ from relayflow.errors import (
     RelayflowError,
 )
 from relayflow.errors_http import error_class
-from relayflow.providers.base import BreakerSpec
 from relayflow.schema.file import AgentConfig
 from relayflow.scrub import SecretScrubber, remember
 
@@ -118,41 +116,6 @@ def _excerpt(response: httpx.Response) -> str:
     return " ".join(text.split())[:_EXCERPT] or response.reason_phrase
 
 
-class ServiceConfig(AgentConfig):
-    """Call an HTTP JSON API with the handoff (agents/service.py). ``protocol: relayflow`` calls
-    a ``relayflow serve-agent`` endpoint (``url`` is its base URL) and takes its data,
-    confidence, verdict, usage and versions as if the agent ran here; ``protocol: json`` calls
-    any API and puts its JSON answer under ``output_field`` (or merges it in).
-    ``request_timeout`` bounds one HTTP attempt; the step's ``timeout`` bounds the whole step."""
-
-    url: str = Field(min_length=1)
-    protocol: Literal["json", "relayflow"] = "json"
-    method: Literal["POST", "PUT", "PATCH", "GET", "DELETE"] = "POST"
-    #: values may name environment variables as ``${NAME}``; never write a secret here
-    headers: dict[str, str] = Field(default_factory=dict)
-    #: header name -> environment variable holding its value (e.g. Authorization: API_TOKEN)
-    headers_env: dict[str, str] = Field(default_factory=dict)
-    #: a Jinja template rendering the JSON request body (default: the handoff's data)
-    body: str | None = None
-    output_field: str = Field(default="output", min_length=1)
-    merge: bool = False
-    #: dotted path of the answer's confidence in the response (``scores.0.value``)
-    confidence_field: str | None = None
-    request_timeout: float = Field(default=30.0, gt=0)
-    #: extra attempts after a connection error, a timeout, HTTP 429 or HTTP 5xx
-    retries: int = Field(default=2, ge=0, le=20)
-    backoff: float = Field(default=0.5, ge=0)
-    max_backoff: float = Field(default=10.0, ge=0)
-    breaker: BreakerSpec = BreakerSpec()
-    #: what one call costs (an API's price), added to the step's cost
-    cost_per_call: float = Field(default=0.0, ge=0)
-
-    @field_validator("breaker", mode="before")
-    @classmethod
-    def _on_off(cls, value: Any) -> Any:
-        return {"enabled": value} if isinstance(value, bool) else value
-
-
 class ServiceAgent(Agent):
     """POST (or ``method``) the handoff to ``url``; see ServiceConfig for the settings.
 
@@ -170,7 +133,7 @@ class ServiceAgent(Agent):
 
     @classmethod
     def validate(cls, config: AgentConfig, check: AgentCheck) -> list[Problem]:
-        from relayflow.agents.service_checks import service_problems
+        from relayflow.agents.service_config import service_problems
 
         assert isinstance(config, ServiceConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
         return service_problems(config, check)

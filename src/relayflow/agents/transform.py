@@ -12,9 +12,10 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from relayflow.agents.base import Agent, BuildContext, FileRef, InlineRun
+from relayflow.agents.transform_config import TransformConfig as TransformConfig
 from relayflow.core.result import Result, StepInfo
 from relayflow.errors import AgentError
 from relayflow.schema.file import AgentConfig
@@ -30,14 +31,6 @@ _module_numbers = itertools.count(1)
 def script_version(source: bytes) -> str:
     """The first 12 hex digits of the SHA-256 of the script: the version of a transform."""
     return hashlib.sha256(source).hexdigest()[:12]
-
-
-class TransformConfig(AgentConfig):
-    """Call ``function`` (default ``transform``) from a Python script on each record."""
-
-    script: str
-    function: str = "transform"
-    run_in: Literal["auto", "inline", "thread"] = "auto"
 
 
 class TransformAgent(Agent):
@@ -60,7 +53,7 @@ class TransformAgent(Agent):
 
     @classmethod
     def validate(cls, config: AgentConfig, check: AgentCheck) -> list[Problem]:
-        from relayflow.agents.script_checks import script_problem
+        from relayflow.agents.transform_config import script_problem
 
         assert isinstance(config, TransformConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
         problem = script_problem(config, check)

@@ -40,7 +40,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from relayflow import __version__
+        from relayflow.version import __version__
 
         typer.echo(f"relayflow {__version__}")
         raise typer.Exit()

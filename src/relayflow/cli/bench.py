@@ -242,8 +242,8 @@ def _meta(options: BenchOptions, store: str, wall: float) -> dict[str, Any]:
     import platform
     from datetime import UTC, datetime
 
-    from relayflow import __version__
     from relayflow.bench.report import NO_REVIEWER_NOTE, REVIEWER_NOTE
+    from relayflow.version import __version__
 
     golden = options.reviewer == "golden"
     return {

@@ -13,8 +13,8 @@ from relayflow.cli.models import existing_store
 from relayflow.cli.output import console, note, print_json
 
 if TYPE_CHECKING:
-    from relayflow.agents.retrain import RetrainConfig
     from relayflow.learn.retrain import RetrainOutcome, RetrainRequest
+    from relayflow.learn.retrain_agent import RetrainConfig
     from relayflow.schema.workflow import Workflow
 
 
@@ -66,7 +66,7 @@ def retrain(
 
 
 def _retrain_step(workflow: Workflow) -> RetrainConfig | None:
-    from relayflow.agents.retrain import RetrainConfig
+    from relayflow.learn.retrain_agent import RetrainConfig
 
     steps = [a for a in workflow.agents if isinstance(a, RetrainConfig)]
     return steps[0] if len(steps) == 1 else None

@@ -62,3 +62,17 @@ class StepInfo(NamedTuple):
     run_id: str
     step: str
     attempt: int
+
+
+FinalStatus = Literal["succeeded", "failed", "cancelled", "waiting_review"]
+
+
+class RunResult(NamedTuple):
+    """How a run ended (or parked): its output, or why it stopped."""
+
+    run_id: str
+    status: FinalStatus
+    output: Mapping[str, Any] | None
+    error: str | None = None
+    step: str | None = None
+    item_key: str | None = None

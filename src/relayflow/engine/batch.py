@@ -7,18 +7,51 @@ import asyncio
 import inspect
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Coroutine,
+    Iterable,
+    Mapping,
+)
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from relayflow.agents.base import SourceAgent
 from relayflow.agents.formats import BadRecord
 from relayflow.core import events as ev
 from relayflow.core.ids import new_id
+from relayflow.core.result import RunResult
 from relayflow.errors import InputError, TooManyBadRecords
 from relayflow.scrub import scrub
 
 if TYPE_CHECKING:
-    from relayflow.engine.runner import Runner, RunResult
+    from relayflow.engine.plan import Plan
+    from relayflow.schema.workflow import Workflow
+    from relayflow.store.protocol import RunStore
+
+
+class BatchRunner(Protocol):
+    """What a batch needs of the runner that runs its items (engine/runner.py's Runner)."""
+
+    workflow: Workflow
+    store: RunStore | None
+    bus: ev.EventBus
+
+    @property
+    def plan(self) -> Plan: ...
+
+    def run(
+        self,
+        data: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        batch_id: str | None = None,
+        item_key: str | None = None,
+    ) -> Coroutine[Any, Any, RunResult]: ...
+
+    def resume(self, run_id: str) -> Coroutine[Any, Any, RunResult]: ...
+
 
 #: one item of a batch: a record to run, or one that could not be read
 Item = Mapping[str, Any] | BadRecord
@@ -26,7 +59,7 @@ Items = Iterable[Item] | AsyncIterable[Item]
 
 
 async def run_batch(
-    runner: Runner,
+    runner: BatchRunner,
     items: Items | None = None,
     *,
     concurrency: int = 8,
@@ -165,7 +198,9 @@ async def run_batch(
 
 
 async def _cancel(
-    runner: Runner, running: set[asyncio.Task[RunResult]], fresh: dict[asyncio.Task[RunResult], str]
+    runner: BatchRunner,
+    running: set[asyncio.Task[RunResult]],
+    fresh: dict[asyncio.Task[RunResult], str],
 ) -> None:
     """Cancel the runs in flight. A run whose task never got to start (launched in the same
     turn of the loop as the error or the Ctrl-C) cannot record its own end: it is recorded as
@@ -218,7 +253,7 @@ class _Finished:
 
 
 def source_agent(
-    runner: Runner, fix: str = "give items with --input JSON or --inputs FILE"
+    runner: BatchRunner, fix: str = "give items with --input JSON or --inputs FILE"
 ) -> SourceAgent:
     """The plan's batch source (a retrieval agent with no upstream), or a one-line error."""
     plan = runner.plan
@@ -252,7 +287,7 @@ async def source_records(agent: SourceAgent, limit: int | None = None) -> AsyncI
 
 
 async def _keyed_items(
-    runner: Runner, items: AsyncIterable[Item] | None
+    runner: BatchRunner, items: AsyncIterable[Item] | None
 ) -> AsyncIterator[tuple[str, Item]]:
     """The keyed records of an async iterable, or of the plan's source when ``items`` is None
     (a plain iterable is read by ``run_batch`` itself)."""

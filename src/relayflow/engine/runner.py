@@ -24,6 +24,8 @@ from relayflow.core import events as ev
 from relayflow.core.handoff import Handoff, LineageEntry, merge_handoffs
 from relayflow.core.ids import new_id
 from relayflow.core.result import NO_USAGE, Result, StepInfo
+from relayflow.core.result import FinalStatus as FinalStatus
+from relayflow.core.result import RunResult as RunResult
 from relayflow.core.retry import backoff_delay
 from relayflow.engine.cache import CachePolicy, KeyMaker, cache_policy
 from relayflow.engine.executor import Executor, LocalExecutor
@@ -38,19 +40,6 @@ if TYPE_CHECKING:
     from relayflow.engine.batch import Item
     from relayflow.store.cache import CachedStep
     from relayflow.store.protocol import RunStore, StepCacheStore
-
-FinalStatus = Literal["succeeded", "failed", "cancelled", "waiting_review"]
-
-
-class RunResult(NamedTuple):
-    """How a run ended (or parked): its output, or why it stopped."""
-
-    run_id: str
-    status: FinalStatus
-    output: Mapping[str, Any] | None
-    error: str | None = None
-    step: str | None = None
-    item_key: str | None = None
 
 
 class _Failure(NamedTuple):

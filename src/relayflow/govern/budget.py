@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from relayflow.core.events import BudgetAlert
 from relayflow.core.money import money
@@ -34,7 +34,22 @@ from relayflow.schema.file import BudgetLimit, BudgetSpec, ModelSpec
 from relayflow.scrub import get_logger
 
 if TYPE_CHECKING:
-    from relayflow.agents.base import BuildContext
+    from relayflow.schema.workflow import Workflow
+
+
+class GuardContext(Protocol):
+    """What a guard needs of the step it guards (agents/base.py's BuildContext is one): the
+    workflow (its budget and models), the store that keeps the ledger, the event stream."""
+
+    @property
+    def workflow(self) -> Workflow | None: ...
+
+    @property
+    def store_url(self) -> str | None: ...
+
+    @property
+    def emit(self) -> Callable[[Any], object] | None: ...
+
 
 log = get_logger("relayflow.budget")
 
@@ -332,7 +347,7 @@ def _endpoint(alias: str, spec: ModelSpec, base_dir: str) -> tuple[str, ...]:
     return spec.rate_key(alias, base_dir)
 
 
-def guard_for(ctx: BuildContext, alias: str) -> Guard | None:
+def guard_for(ctx: GuardContext, alias: str) -> Guard | None:
     """The guard of the model ``alias`` in the context's workflow; None when the workflow has
     no budget and the model no rate limit (nothing is added to its calls)."""
     workflow = ctx.workflow

@@ -132,7 +132,7 @@ class AgentService:
         )
 
     def info(self) -> InfoResponse:
-        from relayflow import __version__
+        from relayflow.version import __version__
 
         return InfoResponse(
             agent=self.name,
@@ -193,7 +193,7 @@ def create_agent_app(workflow_file: str | Path | Workflow, agent_name: str) -> F
         finally:
             await service.stop()
 
-    from relayflow import __version__
+    from relayflow.version import __version__
 
     app = FastAPI(
         title=f"relayflow agent {service.name}",

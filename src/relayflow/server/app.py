@@ -10,10 +10,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from relayflow import __version__
 from relayflow.server import errors, feedback, figures, pages, reviews, runs, sse, workflows
 from relayflow.server.confine import roots_of
 from relayflow.server.operations import MetricsAccess, Operations
+from relayflow.version import __version__
 
 #: the default request body limit: 1 MiB
 MAX_BODY = 1 << 20

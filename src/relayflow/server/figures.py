@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from relayflow import __version__
 from relayflow.server.deps import COMMON, NOT_FOUND, Caller, Svc, caller_secret
 from relayflow.server.schemas import DenialView, Health, Me, WorkflowMetrics
 from relayflow.server.workflows import WorkflowName
+from relayflow.version import __version__
 
 router = APIRouter(responses=COMMON)
 public = APIRouter()

@@ -21,29 +21,9 @@ from relayflow.spec.validate_allow import validate_allow
 from relayflow.spec.validate_consumers import validate_consumers
 from relayflow.spec.validate_files import validate_files
 from relayflow.spec.validate_models import validate_models
+from relayflow.spec.where import Where
 
 Deps = dict[str, tuple[str, ...]]
-
-
-class Where:
-    """Turns an agent index and field into a Problem at the right line of the workflow file."""
-
-    def __init__(
-        self, file: Path, lines: LineMap, agents: list[AgentConfig], positions: list[int]
-    ) -> None:
-        self.file, self.lines, self.agents, self.positions = str(file), lines, agents, positions
-
-    def line(self, index: int, *inside: str | int) -> int:
-        """The line of ``inside`` (a path of keys and items) in agent ``index``."""
-        return self.lines.line_of(("workflow", self.positions[index], *inside))
-
-    def problem(
-        self, index: int, field: str, message: str, fix: str, at: str | None = None
-    ) -> Problem:
-        """A problem with ``field`` of agent ``index``, at the line of ``at`` (default: the
-        field; a field that is missing falls back to the agent's first line)."""
-        line = self.lines.line_of(("workflow", self.positions[index], at or field))
-        return Problem(self.file, line, f"{self.agents[index].name}.{field}", message, fix)
 
 
 def validate_workflow(

@@ -14,7 +14,7 @@ from relayflow.errors import Problem
 if TYPE_CHECKING:
     from relayflow.agents.base import Agent
     from relayflow.schema.file import AgentConfig
-    from relayflow.spec.validate import Where
+    from relayflow.spec.where import Where
 
 __all__ = ["path_kind", "resolve_path", "validate_files"]
 

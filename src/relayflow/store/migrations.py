@@ -146,7 +146,7 @@ def _record(conn: Connection, version: int) -> None:
 
 
 def _newer(url: str, version: int) -> str:
-    from relayflow import __version__
+    from relayflow.version import __version__
 
     return (
         f"the store at {url} has schema version {version}, written by a newer relayflow; "

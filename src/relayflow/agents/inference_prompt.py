@@ -21,7 +21,7 @@ from relayflow.prompts.templates import (
 
 if TYPE_CHECKING:
     from relayflow.agents.base import BuildContext
-    from relayflow.agents.inference import InferenceConfig
+    from relayflow.agents.inference_config import InferenceConfig
     from relayflow.prompts.compress import TokenCounter
     from relayflow.providers.base import Provider
     from relayflow.schema.file import CompressSpec

@@ -1,17 +1,26 @@
-"""Checks of a transform's ``script``: a Python source file that compiles and defines the entry
-function, as the transform agent will import it (agents/transform.py), without running it."""
+"""What a transform step may say (``TransformConfig``) and the check of its script: that it
+compiles, defines ``function`` and fits ``run_in`` (agents/transform.py imports and calls it)."""
 
 from __future__ import annotations
 
 import ast
 import importlib.machinery
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from relayflow.agents.checks import AgentCheck, path_kind
+from relayflow.schema.file import AgentConfig
 
 if TYPE_CHECKING:
-    from relayflow.agents.transform import TransformConfig
     from relayflow.errors import Problem
+
+
+class TransformConfig(AgentConfig):
+    """Call ``function`` (default ``transform``) from a Python script on each record."""
+
+    script: str
+    function: str = "transform"
+    run_in: Literal["auto", "inline", "thread"] = "auto"
+
 
 #: names whose use may bind module names in ways a reading of the source cannot follow
 _DYNAMIC = frozenset({"globals", "exec", "eval", "setattr", "vars", "locals", "__import__"})

@@ -1,5 +1,5 @@
-"""Checks of a ``service`` step's settings: its URL, its templates, its headers (no secrets
-written in the file) and the settings that its protocol ignores; and the secrets it holds."""
+"""What a service step may say (``ServiceConfig``) and the checks of it: the URL, the protocol,
+the headers and the environment variables they name (agents/service.py calls the API)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,51 @@ import os
 import re
 import string
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
 
 from relayflow.agents.checks import AgentCheck, template_error
 from relayflow.errors import Problem
+from relayflow.providers.base import BreakerSpec
+from relayflow.schema.file import AgentConfig
 from relayflow.scrub import CREDENTIAL_NAME, url_secrets, with_token
 
-if TYPE_CHECKING:
-    from relayflow.agents.service import ServiceConfig
+
+class ServiceConfig(AgentConfig):
+    """Call an HTTP JSON API with the handoff (agents/service.py). ``protocol: relayflow`` calls
+    a ``relayflow serve-agent`` endpoint (``url`` is its base URL) and takes its data,
+    confidence, verdict, usage and versions as if the agent ran here; ``protocol: json`` calls
+    any API and puts its JSON answer under ``output_field`` (or merges it in).
+    ``request_timeout`` bounds one HTTP attempt; the step's ``timeout`` bounds the whole step."""
+
+    url: str = Field(min_length=1)
+    protocol: Literal["json", "relayflow"] = "json"
+    method: Literal["POST", "PUT", "PATCH", "GET", "DELETE"] = "POST"
+    #: values may name environment variables as ``${NAME}``; never write a secret here
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: header name -> environment variable holding its value (e.g. Authorization: API_TOKEN)
+    headers_env: dict[str, str] = Field(default_factory=dict)
+    #: a Jinja template rendering the JSON request body (default: the handoff's data)
+    body: str | None = None
+    output_field: str = Field(default="output", min_length=1)
+    merge: bool = False
+    #: dotted path of the answer's confidence in the response (``scores.0.value``)
+    confidence_field: str | None = None
+    request_timeout: float = Field(default=30.0, gt=0)
+    #: extra attempts after a connection error, a timeout, HTTP 429 or HTTP 5xx
+    retries: int = Field(default=2, ge=0, le=20)
+    backoff: float = Field(default=0.5, ge=0)
+    max_backoff: float = Field(default=10.0, ge=0)
+    breaker: BreakerSpec = BreakerSpec()
+    #: what one call costs (an API's price), added to the step's cost
+    cost_per_call: float = Field(default=0.0, ge=0)
+
+    @field_validator("breaker", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
+
 
 #: header names whose value is a credential: it must come from the environment
 _SECRET_HEADERS = re.compile(r"authorization|cookie|token|secret|api[-_]?key|password", re.I)

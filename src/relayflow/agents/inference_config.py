@@ -1,11 +1,14 @@
-"""Checks of an inference step's settings, made once by ``relayflow validate`` (with the line of
-each) and again by the agent when it is built from a config alone (agents/inference.py)."""
+"""What an inference step may say (``InferenceConfig``) and the checks of it, made once by
+``relayflow validate`` (with the line of each) and again by the agent when it is built from a
+config alone (agents/inference.py)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Literal
+
+from pydantic import Field
 
 from relayflow.agents.checks import (
     AgentCheck,
@@ -16,9 +19,30 @@ from relayflow.agents.checks import (
     template_error,
 )
 from relayflow.errors import Problem
+from relayflow.schema.file import AgentConfig, CompressSpec
 
-if TYPE_CHECKING:
-    from relayflow.agents.inference import InferenceConfig
+
+class InferenceConfig(AgentConfig):
+    """Call a model (alias from ``models:``) with a Jinja prompt rendered from the handoff."""
+
+    model: str
+    prompt_template: str | None = None
+    prompt: str | None = None
+    system: str | None = None
+    output: Literal["text", "json", "label"] = "text"
+    labels: list[str] | None = None
+    output_schema: str | dict[str, Any] | None = None
+    output_field: str = "output"
+    features: list[str] | None = None
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    #: ``output: label`` only: contextual calibration (Zhao et al., 2021). The label scores of
+    #: the prompt rendered from a content-free record ("N/A" for every string) are subtracted
+    #: from each item's, which undoes a model's bias to some labels. Needs a provider that
+    #: reports label scores (the local llama.cpp model does).
+    calibrate: bool = False
+    #: shorten long handoff text before the prompt is rendered (prompts/compress.py)
+    compress: CompressSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
