@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relayflow.agents.base import Agent, BuildContext, SourceAgent
-from relayflow.agents.retrieval import RetrievalConfig
 from relayflow.schema.file import AgentConfig
 from relayflow.schema.workflow import Workflow
 
@@ -109,9 +108,9 @@ def build_plan(loaded: Workflow, ctx: BuildContext) -> Plan:
     first = nodes[order[0]]
     source = (
         first.index
-        if isinstance(first.config, RetrievalConfig)
+        # a source agent (retrieval, or a plugin's) first and alone at the top starts batches
+        if isinstance(first.agent, SourceAgent)
         and not first.deps
-        and isinstance(first.agent, SourceAgent)
         and sum(1 for n in nodes if not n.deps) == 1
         else None
     )
