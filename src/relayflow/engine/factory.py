@@ -5,7 +5,7 @@ the same ones with no wiring of their own."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from relayflow.consumers.base import ConfiguredConsumer
 from relayflow.consumers.registry import build_consumer
@@ -14,11 +14,14 @@ from relayflow.engine.executor import Executor
 from relayflow.engine.runner import Runner
 from relayflow.schema.workflow import Workflow
 
+if TYPE_CHECKING:
+    from relayflow.store.protocol import RunStore
+
 
 def build_runner(
     workflow: Workflow,
     *,
-    store: Any = None,
+    store: str | RunStore | None = None,
     consumers: Sequence[Consumer] = (),
     executor: Executor | None = None,
     max_threads: int | None = None,
