@@ -37,8 +37,8 @@ def test_a_plugin_from_the_entry_point_group_runs_in_a_workflow(
     (tmp_path / "shout_plugin.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
     point = EntryPoint("shout", "shout_plugin:ShoutAgent", "relayflow.agents")
-    monkeypatch.setattr(registry, "_plugins", lambda: [point])
-    monkeypatch.setattr(registry, "_registered", {})
+    monkeypatch.setattr(registry.AGENT_TYPES, "entry_points", lambda: [point])
+    monkeypatch.setattr(registry.AGENT_TYPES, "registered", {})
     (tmp_path / "workflow.yaml").write_text(
         "workflow:\n  - {name: loud, type: shout, field: text}\n"
     )
@@ -63,7 +63,7 @@ def test_a_plugin_that_is_not_an_agent_is_refused(
 ) -> None:
     (tmp_path / "not_agent.py").write_text("class Thing:\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_registered", {"thing": "not_agent:Thing"})
+    monkeypatch.setattr(registry.AGENT_TYPES, "registered", {"thing": "not_agent:Thing"})
     with pytest.raises(relayflow.RelayflowError, match="not a relayflow Agent subclass"):
         registry.agent_class("thing")
     sys.modules.pop("not_agent", None)

@@ -3,10 +3,8 @@ types through the ``relayflow.agents`` entry-point group. Nothing is imported un
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from relayflow.agents.base import Agent
+from relayflow.core.plugins import NotAPlugin, Plugins
 from relayflow.errors import ConfigError, NotFound
 
 _BUILTIN: dict[str, str] = {
@@ -20,51 +18,29 @@ _BUILTIN: dict[str, str] = {
     "service": "relayflow.agents.service:ServiceAgent",
 }
 
-_registered: dict[str, type[Agent] | str] = {}
-
-
-def _plugins() -> Any:
-    """Third-party agent types (importlib.metadata is slow to import; only on first use)."""
-    from importlib.metadata import entry_points
-
-    return entry_points(group="relayflow.agents")
+AGENT_TYPES: Plugins[Agent] = Plugins("relayflow.agents", Agent, _BUILTIN)
 
 
 def register(type_name: str, agent: type[Agent] | str) -> None:
     """Make ``type_name`` available: a class, or a lazy ``"module:Class"`` string."""
-    _registered[type_name] = agent
+    AGENT_TYPES.register(type_name, agent)
 
 
 def known_types() -> list[str]:
-    names = set(_BUILTIN) | set(_registered)
-    names.update(ep.name for ep in _plugins())
-    return sorted(names)
+    return AGENT_TYPES.names()
 
 
 def agent_class(type_name: str) -> type[Agent]:
     """The class for ``type_name``, importing it on first use."""
-    target = _registered.get(type_name)
-    if target is None:
-        target = _BUILTIN.get(type_name)
-    if target is None:
-        for ep in _plugins():
-            if ep.name == type_name:
-                target = ep.value
-                break
-    if target is None:
+    try:
+        cls = AGENT_TYPES.resolve(type_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"agent type {type_name!r} needs a package that is not installed ({exc.name}); "
+            "install relayflow's extras, e.g. pip install 'relayflow[llm]'"
+        ) from exc
+    except NotAPlugin as exc:
+        raise ConfigError(f"{exc.target} is not a relayflow Agent subclass") from None
+    if cls is None:
         raise NotFound(f"unknown agent type {type_name!r}; known: {', '.join(known_types())}")
-    if isinstance(target, str):
-        module_name, _, attr = target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigError(
-                f"agent type {type_name!r} needs a package that is not installed ({exc.name}); "
-                "install relayflow's extras, e.g. pip install 'relayflow[llm]'"
-            ) from exc
-        cls = getattr(module, attr)
-        if not (isinstance(cls, type) and issubclass(cls, Agent)):
-            raise ConfigError(f"{target} is not a relayflow Agent subclass")
-        _registered[type_name] = cls
-        return cls
-    return target
+    return cls

@@ -6,19 +6,17 @@ reading every other's events)."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from relayflow.consumers.base import ConfiguredConsumer, ConsumerContext
+from relayflow.core.plugins import NotAPlugin, Plugins
 
 _BUILTIN: dict[str, str] = {
     "jsonl": "relayflow.consumers.jsonl:JsonlConsumer",
 }
-
-_registered: dict[str, type[ConfiguredConsumer] | str] = {}
 
 
 class ConsumerTypeError(LookupError):
@@ -31,56 +29,41 @@ class ConsumerTypeError(LookupError):
         self.unknown = unknown
 
 
-def _plugins() -> Any:
-    """Third-party consumer types (importlib.metadata is slow to import; only on first use)."""
-    from importlib.metadata import entry_points
-
-    return entry_points(group="relayflow.consumers")
+CONSUMER_TYPES: Plugins[ConfiguredConsumer] = Plugins(
+    "relayflow.consumers", ConfiguredConsumer, _BUILTIN
+)
 
 
 def register(type_name: str, consumer: type[ConfiguredConsumer] | str) -> None:
     """Make ``type_name`` available: a class, or a lazy ``"module:Class"`` string."""
-    _registered[type_name] = consumer
+    CONSUMER_TYPES.register(type_name, consumer)
 
 
 def known_types() -> list[str]:
-    names = set(_BUILTIN) | set(_registered)
-    names.update(ep.name for ep in _plugins())
-    return sorted(names)
+    return CONSUMER_TYPES.names()
 
 
 def consumer_class(type_name: str) -> type[ConfiguredConsumer]:
     """The class for ``type_name``, importing it on first use; ConsumerTypeError if none."""
-    target = _registered.get(type_name) or _BUILTIN.get(type_name)
-    if target is None:
-        for ep in _plugins():
-            if ep.name == type_name:
-                target = ep.value
-                break
-    if target is None:
+    try:
+        cls = CONSUMER_TYPES.resolve(type_name)
+    except ImportError as exc:
+        raise ConsumerTypeError(
+            f"consumer type {type_name!r} needs a package that is not installed ({exc.name})",
+            f"install it (pip install {exc.name}), or remove the entry",
+        ) from exc
+    except NotAPlugin as exc:
+        raise ConsumerTypeError(
+            f"{exc.target} (consumer type {type_name!r}) is not a ConfiguredConsumer subclass",
+            "fix the package's `relayflow.consumers` entry point",
+        ) from None
+    if cls is None:
         raise ConsumerTypeError(
             f"unknown consumer type {type_name!r}",
             f"use one of: {', '.join(known_types())} (or install the package that adds it)",
             unknown=True,
         )
-    if isinstance(target, str):
-        module_name, _, attr = target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConsumerTypeError(
-                f"consumer type {type_name!r} needs a package that is not installed ({exc.name})",
-                f"install it (pip install {exc.name}), or remove the entry",
-            ) from exc
-        cls = getattr(module, attr, None)
-        if not (isinstance(cls, type) and issubclass(cls, ConfiguredConsumer)):
-            raise ConsumerTypeError(
-                f"{target} (consumer type {type_name!r}) is not a ConfiguredConsumer subclass",
-                "fix the package's `relayflow.consumers` entry point",
-            )
-        _registered[type_name] = cls
-        return cls
-    return target
+    return cls
 
 
 def build_consumer(

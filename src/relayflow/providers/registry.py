@@ -8,7 +8,6 @@ names its provider, and the provider's own (heavier) module only when it is buil
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import create_model
 
+from relayflow.core.plugins import NotAPlugin, Plugins
 from relayflow.errors import ConfigError, NotFound, ProviderError, RelayflowError
 from relayflow.providers.base import Files, Provider, ProviderConfig
 from relayflow.providers.cache import (
@@ -50,52 +50,32 @@ _BUILTIN: dict[str, str] = {
     "router": "relayflow.providers.router_config:RouterConfig",
 }
 
-_registered: dict[str, type[ProviderConfig] | str] = {}
-
-
-def _plugins() -> Any:
-    """Third-party providers (importlib.metadata is slow to import; only on first use)."""
-    from importlib.metadata import entry_points
-
-    return entry_points(group="relayflow.providers")
+PROVIDERS: Plugins[ProviderConfig] = Plugins("relayflow.providers", ProviderConfig, _BUILTIN)
 
 
 def register(name: str, config: type[ProviderConfig] | str) -> None:
     """Make provider ``name`` available: its config class, or a lazy ``"module:Class"``."""
-    _registered[name] = config
+    PROVIDERS.register(name, config)
 
 
 def known_providers() -> list[str]:
-    names = set(_BUILTIN) | set(_registered)
-    names.update(ep.name for ep in _plugins())
-    return sorted(names)
+    return PROVIDERS.names()
 
 
 def config_class(name: str) -> type[ProviderConfig]:
     """The config class of provider ``name``, importing it on first use."""
-    target = _registered.get(name) or _BUILTIN.get(name)
-    if target is None:
-        for ep in _plugins():
-            if ep.name == name:
-                target = ep.value
-                break
-    if target is None:
+    try:
+        cls = PROVIDERS.resolve(name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"provider {name!r} needs a package that is not installed ({exc.name}); "
+            "install the package that provides it"
+        ) from exc
+    except NotAPlugin as exc:
+        raise ConfigError(f"{exc.target} is not a relayflow ProviderConfig subclass") from None
+    if cls is None:
         raise NotFound(f"unknown provider {name!r}; known: {', '.join(known_providers())}")
-    if isinstance(target, str):
-        module_name, _, attr = target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigError(
-                f"provider {name!r} needs a package that is not installed ({exc.name}); "
-                "install the package that provides it"
-            ) from exc
-        cls = getattr(module, attr, None)
-        if not (isinstance(cls, type) and issubclass(cls, ProviderConfig)):
-            raise ConfigError(f"{target} is not a relayflow ProviderConfig subclass")
-        _registered[name] = cls
-        return cls
-    return target
+    return cls
 
 
 def provider_config(raw: Any) -> ProviderConfig:
