@@ -191,7 +191,7 @@ def test_an_unknown_agent_is_a_spec_error_listing_the_agents(workflow_file: Path
 
 def test_the_agent_is_prepared_at_startup_and_closed_at_shutdown(workflow_file: Path) -> None:
     app = create_agent_app(workflow_file, "Upper")
-    service = app.state.agent_service
+    service = app.state.served_agent
     assert not service.started
     with TestClient(app) as test_client:
         assert service.started

@@ -250,7 +250,7 @@ def test_a_served_agent_answers_each_error_with_its_status_and_the_one_shape(
 ) -> None:
     app = create_agent_app(workflow_file, "Echo")
     with TestClient(app) as client:
-        monkeypatch.setattr(app.state.agent_service.agent, "run", _raise(case.error))
+        monkeypatch.setattr(app.state.served_agent.agent, "run", _raise(case.error))
         for path, body in (("/v1/run", {"data": {"x": 1}}), ("/infer", {"x": 1})):
             answer = client.post(path, json=body)
             assert (answer.status_code, answer.json()) == (case.status, case.body), path
@@ -262,7 +262,7 @@ def test_a_served_agent_answers_what_it_did_not_raise_on_purpose_as_a_500(
 ) -> None:
     app = create_agent_app(workflow_file, "Echo")
     with TestClient(app) as client:
-        monkeypatch.setattr(app.state.agent_service.agent, "run", _raise(ZeroDivisionError("x")))
+        monkeypatch.setattr(app.state.served_agent.agent, "run", _raise(ZeroDivisionError("x")))
         answer = client.post("/v1/run", json={"data": {}})
     assert answer.status_code == 500
     assert answer.json() == {
@@ -300,7 +300,7 @@ def test_a_service_step_raises_the_class_that_the_served_agent_answered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     app = create_agent_app(workflow_file, "Echo")
-    service = app.state.agent_service
+    service = app.state.served_agent
     config = ServiceConfig(
         name="call", type="service", url="http://agent.test", protocol="relayflow", retries=0
     )

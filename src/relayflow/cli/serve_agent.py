@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -38,21 +39,35 @@ def serve_agent(
     from relayflow.cli.common import load_workflow
 
     app = create_agent_app(load_workflow(file), agent)
-    service = app.state.agent_service
+    served = app.state.served_agent
+
+    #: the signals that stopped the server. uvicorn hands a signal on after its graceful
+    #: shutdown, but under asyncio.run that only cancels the task if it still awaits: when the
+    #: shutdown ends first, the command would exit 0. The exit status is decided from this.
+    stopped_by: list[int] = []
 
     async def serve() -> None:
         # prepared here, before the server listens, so that a broken script or a missing
         # model is one error line and exit 1 instead of uvicorn's startup traceback
-        await service.start()
+        await served.start()
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower())
         server = uvicorn.Server(config)
+        handle_exit = server.handle_exit
+
+        def on_exit(sig: int, frame: FrameType | None) -> None:
+            stopped_by.append(sig)
+            handle_exit(sig, frame)
+
+        server.handle_exit = on_exit  # type: ignore[method-assign]
         note(
-            f"serving agent {service.name} ({service.config.type}) of workflow "
-            f"{service.workflow.name}: POST http://{host}:{port}/v1/run"
+            f"serving agent {served.name} ({served.config.type}) of workflow "
+            f"{served.workflow.name}: POST http://{host}:{port}/v1/run"
         )
         try:
             await server.serve()
         finally:
-            await service.stop()  # after a failed bind too (the lifespan never ran)
+            await served.stop()  # after a failed bind too (the lifespan never ran)
 
     asyncio.run(serve())
+    if stopped_by:
+        raise typer.Exit(128 + stopped_by[0])  # as a shell reports it: 130 after Ctrl-C

@@ -49,7 +49,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-class AgentService:
+class ServedAgent:
     """One agent built from its workflow file: prepared once, then run once per request."""
 
     def __init__(self, workflow: Workflow, agent_name: str) -> None:
@@ -183,36 +183,36 @@ def create_agent_app(workflow_file: str | Path | Workflow, agent_name: str) -> F
     ``GET /v1/info`` and ``GET /healthz``. The agent is prepared at startup and closed at
     shutdown; raises SpecError for an invalid file or an unknown agent."""
     workflow = workflow_file if isinstance(workflow_file, Workflow) else load_spec(workflow_file)
-    service = AgentService(workflow, agent_name)
+    served = ServedAgent(workflow, agent_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await service.start()
+        await served.start()
         try:
             yield
         finally:
-            await service.stop()
+            await served.stop()
 
     from relayflow.version import __version__
 
     app = FastAPI(
-        title=f"relayflow agent {service.name}",
-        description=f"Agent {service.name} ({service.config.type}) of workflow "
+        title=f"relayflow agent {served.name}",
+        description=f"Agent {served.name} ({served.config.type}) of workflow "
         f"{workflow.name}, served by relayflow.",
         version=__version__,
         lifespan=lifespan,
     )
-    app.state.agent_service = service
+    app.state.served_agent = served
     app.add_exception_handler(RequestValidationError, _validation_response)
 
     @app.post(RUN_PATH, response_model=RunResponse, responses=_ERRORS)
     async def run(request: RunRequest) -> Any:
         """Run the agent on one handoff; the answer is the step's result."""
         try:
-            return await service.run(request)
+            return await served.run(request)
         except Exception as exc:  # every failure becomes a JSON error with its status
             if not isinstance(exc, RelayflowError):
-                logger.exception("agent %s failed", service.name)
+                logger.exception("agent %s failed", served.name)
             return error_response(exc)
 
     @app.post("/infer", responses=_ERRORS)
@@ -220,10 +220,10 @@ def create_agent_app(workflow_file: str | Path | Workflow, agent_name: str) -> F
         """The handbook's shape: the record as the JSON body, the output record as the answer
         (verdict and confidence in the X-Relayflow-* headers)."""
         try:
-            response = await service.run(RunRequest(data=record))
+            response = await served.run(RunRequest(data=record))
         except Exception as exc:
             if not isinstance(exc, RelayflowError):
-                logger.exception("agent %s failed", service.name)
+                logger.exception("agent %s failed", served.name)
             return error_response(exc)
         headers: dict[str, str] = {"X-Relayflow-Verdict": response.verdict}
         if response.confidence is not None:
@@ -233,13 +233,13 @@ def create_agent_app(workflow_file: str | Path | Workflow, agent_name: str) -> F
     @app.get(INFO_PATH, response_model=InfoResponse)
     async def info() -> InfoResponse:
         """The served agent, its workflow and the versions that shape its output."""
-        return service.info()
+        return served.info()
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         """200 once the agent is prepared, 503 before."""
-        if not service.started:
-            return JSONResponse({"status": "starting", "agent": service.name}, status_code=503)
-        return JSONResponse({"status": "ok", "agent": service.name})
+        if not served.started:
+            return JSONResponse({"status": "starting", "agent": served.name}, status_code=503)
+        return JSONResponse({"status": "ok", "agent": served.name})
 
     return app
