@@ -149,9 +149,12 @@ class OutcomeFeed:
     def tallies(self, request_type: tuple[str, str]) -> Tallies | None:
         """The outcomes of one step as last read; starts a read in the background when the
         last one is ``refresh`` seconds old (the caller never waits for the store)."""
+        # taken before a read starts: a new worker thread may run, and finish, before this
+        # line would run again, and a call must not depend on that race
+        tallies = self._snapshot.get(request_type)
         if self._clock() >= self._due and self._loading.acquire(blocking=False):
             self._start()
-        return self._snapshot.get(request_type)
+        return tallies
 
     def _start(self) -> None:
         try:
