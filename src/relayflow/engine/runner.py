@@ -23,7 +23,7 @@ from relayflow.agents.base import BuildContext, InlineRun
 from relayflow.core import events as ev
 from relayflow.core.handoff import Handoff, LineageEntry, merge_handoffs
 from relayflow.core.ids import new_id
-from relayflow.core.result import NO_USAGE, Result, StepInfo
+from relayflow.core.result import NO_USAGE, Result, StepInfo, Usage
 from relayflow.core.result import FinalStatus as FinalStatus
 from relayflow.core.result import RunResult as RunResult
 from relayflow.core.retry import backoff_delay
@@ -40,6 +40,21 @@ if TYPE_CHECKING:
     from relayflow.engine.batch import Item
     from relayflow.store.cache import CachedStep
     from relayflow.store.protocol import RunStore, StepCacheStore
+
+
+def _step_failed(
+    run_id: str, node: Node, attempt: int, error: str, *, will_retry: bool, usage: Usage = NO_USAGE
+) -> ev.StepFailed:
+    """The event of a failed attempt (an exception, a ``fail`` verdict, a ``retry`` verdict)."""
+    return ev.StepFailed(
+        run_id=run_id,
+        step=node.name,
+        attempt=attempt,
+        error=error,
+        will_retry=will_retry,
+        ts=time.time(),
+        usage=usage,
+    )
 
 
 class _Failure(NamedTuple):
@@ -661,16 +676,7 @@ class Runner:
             if isinstance(outcome, _Failure):
                 error = outcome.error
                 if outcome.final:
-                    waits = emit(
-                        ev.StepFailed(
-                            run_id=run_id,
-                            step=node.name,
-                            attempt=attempt,
-                            error=error,
-                            will_retry=False,
-                            ts=time.time(),
-                        )
-                    )
+                    waits = emit(_step_failed(run_id, node, attempt, error, will_retry=False))
                     if waits:
                         await ev.settle(waits)
                     return _Stop("failed", node.name, error)
@@ -711,14 +717,8 @@ class Runner:
                 if verdict == "fail":
                     error = result.reason or "the agent failed the item"
                     waits = emit(
-                        ev.StepFailed(
-                            run_id=run_id,
-                            step=node.name,
-                            attempt=attempt,
-                            error=error,
-                            will_retry=False,
-                            ts=time.time(),
-                            usage=result.usage,
+                        _step_failed(
+                            run_id, node, attempt, error, will_retry=False, usage=result.usage
                         )
                     )
                     if waits:
@@ -726,16 +726,7 @@ class Runner:
                     return _Stop("failed", node.name, error)
                 error = f"asked to retry: {result.reason}"
             will_retry = attempt < retry.attempts
-            waits = emit(
-                ev.StepFailed(
-                    run_id=run_id,
-                    step=node.name,
-                    attempt=attempt,
-                    error=error,
-                    will_retry=will_retry,
-                    ts=time.time(),
-                )
-            )
+            waits = emit(_step_failed(run_id, node, attempt, error, will_retry=will_retry))
             if not will_retry:
                 if waits:
                     await ev.settle(waits)
