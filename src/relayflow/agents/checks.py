@@ -36,6 +36,8 @@ class AgentCheck:
     #: the agent's name, the first part of each problem's field
     name: str
     spec: WorkflowSpec | None = None
+    #: the names of the agents listed before this one
+    earlier: tuple[str, ...] = ()
 
     @property
     def models(self) -> Mapping[str, ModelSpec] | None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from relayflow.agents.base import Agent, BuildContext
 from relayflow.agents.expressions import Expression
 from relayflow.agents.expressions import check_expression as _check_expression
-from relayflow.agents.quality_check import confidence_reason
+from relayflow.agents.quality_check import confidence_step_problems, gate_confidence
 from relayflow.core.result import Result, StepInfo
 from relayflow.schema.file import AgentConfig
 
@@ -32,13 +32,16 @@ class HumanReviewConfig(AgentConfig):
     when: str | None = None
     instructions: str | None = None
     show: list[str] | None = None
+    #: without ``when``: the step whose confidence is judged (as on quality_check)
+    confidence_of: str | None = None
 
 
 class HumanReviewAgent(Agent):
     """Escalate (park the run) when ``when`` is true over the handoff; without ``when``, when
     an upstream check flagged the item or its confidence is below 0.85. Otherwise pass through.
 
-    ``when`` sees ``data`` (and each of its keys), ``confidence`` and ``flags``.
+    ``when`` sees ``data`` (and each of its keys), ``confidence`` (the latest step's),
+    ``confidences`` (each step's, by name: ``confidences.ClassifyIntent < 0.8``) and ``flags``.
     """
 
     type_name: ClassVar[str] = "human_review"
@@ -49,8 +52,9 @@ class HumanReviewAgent(Agent):
     @classmethod
     def validate(cls, config: AgentConfig, check: AgentCheck) -> list[Problem]:
         assert isinstance(config, HumanReviewConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
-        if not config.when:
-            return []
+        problems = confidence_step_problems(config, check)
+        if problems or not config.when:
+            return problems
         # compiled by the environment the step uses: an unknown filter or test fails there
         error = _check_expression(config.when)
         if error is None:
@@ -87,14 +91,15 @@ class HumanReviewAgent(Agent):
                 "data": data,
                 **data,
                 "confidence": handoff.confidence,
+                "confidences": {
+                    e.step: e.confidence for e in handoff.lineage if e.confidence is not None
+                },
                 "flags": list(handoff.flags),
             }
             return f"when: {self.config.when}" if self._when.evaluate(context) else None
         if handoff.flags:
             return "; ".join(handoff.flags)
-        if handoff.confidence is not None and handoff.confidence < DEFAULT_MIN_CONFIDENCE:
-            return confidence_reason(handoff.confidence, DEFAULT_MIN_CONFIDENCE)
-        return None
+        return gate_confidence(handoff, DEFAULT_MIN_CONFIDENCE, self.config.confidence_of)
 
     async def run(self, handoff: Handoff, step: StepInfo) -> Result:
         reason = self._reason(handoff)

@@ -23,6 +23,7 @@ from jsonschema.protocols import Validator
 from relayflow.agents.base import Agent, BuildContext, FileRef
 from relayflow.agents.inference_config import InferenceConfig as InferenceConfig
 from relayflow.agents.inference_prompt import StepCompressor, step_template
+from relayflow.agents.inference_text import item_text, text_fields
 from relayflow.agents.quality_check import read_schema, schema_validator
 from relayflow.core.result import Result, StepInfo, Usage
 from relayflow.errors import AgentError
@@ -139,6 +140,9 @@ class InferenceAgent(Agent):
         self._guard: Guard | None = None
         self._baseline: _Baseline | None = None
         self._compressor: StepCompressor | None = None
+        #: the fields a learned model reads as the item's text (agents/inference_text.py)
+        self._text_fields: tuple[str, ...] = ()
+        self._text_exclude: tuple[str, ...] = ()
         # one lock per event loop: an asyncio.Lock is bound to the loop that first waits on it
         self._calibration_locks: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Lock
@@ -153,6 +157,9 @@ class InferenceAgent(Agent):
         if cfg.features is None:
             # the file, or the version a label pins; registered in the run store's registry
             self._template = await step_template(cfg, self.ctx)
+            self._text_fields = text_fields(cfg.input_fields, self._template.variables)
+            evaluate = self.ctx.workflow.spec.evaluate if self.ctx.workflow is not None else None
+            self._text_exclude = (cfg.output_field, *([evaluate.reference] if evaluate else []))
             if cfg.compress is not None:
                 self._compressor = StepCompressor(cfg.compress, self._template)
             if cfg.output == "json" and cfg.output_schema is not None:
@@ -216,17 +223,21 @@ class InferenceAgent(Agent):
         spent: Usage | None = None
         if cfg.calibrate:
             baseline, spent = await self._calibration(provider, data)
+        request = self._request(prompt, item_text(self._text_fields, data, self._text_exclude))
         if self._routes:  # the router keys its records by this step
             token = request_type.set(self._request_type)
             try:
-                completion = await provider.complete(self._request(prompt))
+                completion = await provider.complete(request)
             finally:
                 request_type.reset(token)
         else:
-            completion = await provider.complete(self._request(prompt))
+            completion = await provider.complete(request)
         value: Any
         confidence = completion.confidence
-        if baseline is not None:
+        if completion.abstained:  # no tier was sure enough to answer: a person decides
+            value, confidence = None, 0.0
+        elif baseline is not None and (completion.label_scores is not None or not self._routes):
+            # a router's tier without label scores (a learned model) answered as it is
             value, confidence = self._calibrated(completion, baseline, provider)
         elif cfg.output == "label":
             value = self._label(completion.label, completion.text)
@@ -242,6 +253,8 @@ class InferenceAgent(Agent):
         }
         if self._routes:  # a router: the candidate that answered
             versions["answered_by"] = completion.model
+        if completion.abstained:
+            versions["abstained"] = "true"
         if baseline is not None:
             versions["calibration"] = baseline.version
         if compressed is not None:
@@ -253,7 +266,7 @@ class InferenceAgent(Agent):
             versions=versions,
         )
 
-    def _request(self, prompt: str) -> CompletionRequest:
+    def _request(self, prompt: str, text: str | None = None) -> CompletionRequest:
         cfg = self.config
         return CompletionRequest(
             prompt,
@@ -262,6 +275,7 @@ class InferenceAgent(Agent):
             temperature=cfg.temperature,
             labels=cfg.labels if cfg.output == "label" else None,
             json_schema=self._schema,
+            text=text,
         )
 
     def _hashed(self, prompt: str) -> str:

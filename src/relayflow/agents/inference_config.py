@@ -43,6 +43,9 @@ class InferenceConfig(AgentConfig):
     calibrate: bool = False
     #: shorten long handoff text before the prompt is rendered (prompts/compress.py)
     compress: CompressSpec | None = None
+    #: the handoff fields a learned model (provider: learned) reads as the item's text, joined
+    #: by newlines; default: the fields the prompt template reads
+    input_fields: list[str] | None = Field(default=None, min_length=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,35 @@ if TYPE_CHECKING:
     from relayflow.errors import Problem
 
 
-def confidence_reason(confidence: float, threshold: float) -> str:
-    """``confidence 0.62 < 0.85``: why an item is below its threshold."""
-    return f"confidence {confidence:.4g} < {threshold:.4g}"
+def confidence_reason(confidence: float, threshold: float, step: str | None = None) -> str:
+    """``ClassifyIntent confidence 0.62 < 0.85``: why an item is below its threshold, with the
+    step whose confidence it is."""
+    whose = f"{step} " if step else ""
+    return f"{whose}confidence {confidence:.4g} < {threshold:.4g}"
+
+
+def gate_confidence(handoff: Handoff, threshold: float, step: str | None) -> str | None:
+    """Why the confidence that ``step`` reported (None: the latest step that reported one) is
+    below ``threshold``, or None when it is not (or no step reported one)."""
+    whose, confidence = handoff.confidence_of(step)
+    if confidence is None or confidence >= threshold:
+        return None
+    return confidence_reason(confidence, threshold, whose)
+
+
+def confidence_step_problems(config: Any, check: AgentCheck) -> list[Problem]:
+    """``confidence_of`` names a step listed before this one."""
+    wanted = config.confidence_of
+    if wanted is None or wanted in check.earlier:
+        return []
+    names = ", ".join(check.earlier) or "none"
+    return [
+        check.problem(
+            "confidence_of",
+            f"{wanted!r} is not a step listed before {config.name}",
+            f"name the step whose confidence to judge, one of: {names}",
+        )
+    ]
 
 
 def read_schema(path: Path, what: str) -> dict[str, Any]:
@@ -81,6 +107,10 @@ class QualityCheckConfig(AgentConfig):
     min_confidence: float = Field(default=0.85, ge=0, le=1)
     on_failure: Literal["retry", "escalate", "fail"] = "escalate"
     field: str | None = None
+    #: the step whose confidence is judged against ``min_confidence``; default: the latest
+    #: step that reported one. Name the step whose confidence estimates correctness (a
+    #: learned or calibrated label's probability), not a generated text's token probability.
+    confidence_of: str | None = None
 
 
 class QualityCheckAgent(Agent):
@@ -105,10 +135,11 @@ class QualityCheckAgent(Agent):
         from relayflow.agents.checks import schema_file_problem
 
         assert isinstance(config, QualityCheckConfig)  # noqa: S101 - narrows the type; the registry pairs each type with its Config
+        problems = confidence_step_problems(config, check)
         if not config.ruleset:
-            return []
+            return problems
         problem = schema_file_problem(check.resolve(config.ruleset), f"{config.name}.ruleset")
-        return [] if problem is None else [problem]
+        return problems if problem is None else [*problems, problem]
 
     def __init__(self, config: AgentConfig, ctx: BuildContext) -> None:
         if not isinstance(config, QualityCheckConfig):
@@ -139,8 +170,9 @@ class QualityCheckAgent(Agent):
                 found.append(f"{cfg.field}: missing from the handoff")
             else:
                 found.extend(violations(self._validator, handoff.data[cfg.field]))
-        if handoff.confidence is not None and handoff.confidence < cfg.min_confidence:
-            found.append(confidence_reason(handoff.confidence, cfg.min_confidence))
+        low = gate_confidence(handoff, cfg.min_confidence, cfg.confidence_of)
+        if low is not None:
+            found.append(low)
         if not found:
             return Result(data=handoff.data, confidence=handoff.confidence)
         reason = "; ".join(found)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from relayflow.cli.common import Stop, run_async
-from relayflow.cli.inputs import file_items, source_items
+from relayflow.cli.inputs import file_items, only_keys, source_items
 from relayflow.cli.output import UserError, console
 
 if TYPE_CHECKING:
@@ -43,6 +43,9 @@ class BatchJob:
     #: route each item to the variant its key is assigned to (ab/route.py), one batch per
     #: variant: ``<batch_id>@<variant>``
     split_variants: bool = False
+    #: run only the items whose ``key_field`` is one of these (``--split``), then ``limit``
+    keys: frozenset[str] | None = None
+    key_field: str = "id"
 
     @property
     def inputs_name(self) -> str | None:
@@ -168,11 +171,15 @@ async def _each(results: AsyncIterator[RunResult], on_result: OnResult) -> None:
 def _items(job: BatchJob, runner: Runner) -> Iterable[Item] | AsyncIterator[Item]:
     if job.single is not None:
         return [job.single]
+    limit = job.limit if job.keys is None else None
+    items: Iterable[Item] | AsyncIterator[Item] = []
     if job.inputs is not None:
-        return file_items(job.inputs, job.limit)
-    if job.use_source:
-        return source_items(runner, job.limit)
-    return []
+        items = file_items(job.inputs, limit)
+    elif job.use_source:
+        items = source_items(runner, limit)
+    if job.keys is None:
+        return items
+    return only_keys(items, job.keys, job.key_field, job.limit)
 
 
 async def _resume_runs(

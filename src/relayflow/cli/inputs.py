@@ -5,7 +5,7 @@ BadRecord in its place, which the batch records and skips."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from relayflow.cli.output import UserError
 if TYPE_CHECKING:
     from relayflow.engine.batch import Item
     from relayflow.engine.runner import Runner
+    from relayflow.schema.workflow import Workflow
 
 #: local JSONL files up to this size are counted first, so the progress bar knows its total
 COUNT_LIMIT_BYTES = 64 * 1024 * 1024
@@ -103,3 +104,59 @@ def source_items(runner: Runner, limit: int | None = None) -> AsyncIterator[Item
     from relayflow.engine.batch import source_agent, source_records
 
     return source_records(source_agent(runner), limit)
+
+
+def split_keys(workflow: Workflow, split: str) -> frozenset[str]:
+    """The keys of the golden records in ``split`` (``--split holdout``): the golden file's
+    records carry ``split: dev|holdout|…``; an item is run when its ``evaluate.key`` is one."""
+    from relayflow.learn.data import read_records
+
+    evaluate = workflow.spec.evaluate
+    if evaluate is None or evaluate.golden is None:
+        raise UserError(
+            f"{workflow.file}: --split {split} needs a golden set whose records carry a `split` "
+            "field: set evaluate.golden, or run without --split"
+        )
+    path = Path(evaluate.golden).expanduser()
+    path = path if path.is_absolute() else workflow.base_dir / path
+    records = read_records(path)
+    splits = sorted({str(r["split"]) for r in records if r.get("split") is not None})
+    if split not in splits:
+        known = ", ".join(splits) or "none: no record has a `split` field"
+        raise UserError(f"{path}: no golden record is in split {split!r}; its splits: {known}")
+    return frozenset(
+        str(r[evaluate.key])
+        for r in records
+        if r.get("split") == split and r.get(evaluate.key) is not None
+    )
+
+
+async def only_keys(
+    items: Iterable[Item] | AsyncIterator[Item],
+    keys: frozenset[str],
+    key_field: str,
+    limit: int | None = None,
+) -> AsyncIterator[Item]:
+    """The items whose ``key_field`` is one of ``keys``, at most ``limit`` of them (bad
+    records pass: the batch records them)."""
+    if limit is not None and limit <= 0:
+        return
+    taken = 0
+
+    def wanted(item: Item) -> bool:
+        return not isinstance(item, Mapping) or str(item.get(key_field)) in keys
+
+    if isinstance(items, AsyncIterator):
+        async for item in items:
+            if wanted(item):
+                yield item
+                taken += 1
+                if limit is not None and taken >= limit:
+                    return
+        return
+    for item in items:
+        if wanted(item):
+            yield item
+            taken += 1
+            if limit is not None and taken >= limit:
+                return

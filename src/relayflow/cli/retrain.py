@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from relayflow.cli.common import StoreOption, load_workflow, run_async
+from relayflow.cli.common import StoreOption, load_workflow, run_async, store_for_writing
 from relayflow.cli.models import existing_store
-from relayflow.cli.output import console, note, print_json
+from relayflow.cli.output import UserError, console, note, print_json
 
 if TYPE_CHECKING:
     from relayflow.learn.retrain import RetrainOutcome, RetrainRequest
@@ -31,6 +31,17 @@ def retrain(
         ),
     ] = None,
     store: StoreOption = None,
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            "--history",
+            help="A labelled file (JSONL, JSON, CSV or Parquet: the items and their labels) to "
+            "learn from besides the store's reviews and labels; a learned model's target only. "
+            "Records shaped like the workflow's source are first carried through the steps "
+            "before the target. Default: the retrain step's history.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Retrain now: train (or re-prompt) a candidate on the labelled runs, score it and
@@ -38,14 +49,21 @@ def retrain(
     from relayflow.learn.retrain import RetrainRequest
 
     workflow = load_workflow(file)
-    location = existing_store(store)  # its runs are the training data
     step = _retrain_step(workflow)
+    learns_from_file = history is not None or (step is not None and step.history is not None)
+    # its runs are the training data; with a history file the registry may start in a new one
+    location = store_for_writing(store) if learns_from_file else existing_store(store)
+    if history is not None and not history.is_file():
+        raise UserError(f"history file not found: {history} — check the path given to --history")
+    if history is None and step is not None and step.history is not None:
+        history = workflow.base_dir / step.history
     request = RetrainRequest(
         workflow,
         location,
         target=target or (step.target if step is not None else None),
         trigger="manual",
         metric=step.metric if step is not None else None,
+        history=history.resolve() if history is not None else None,
     )
     outcome = run_async(_run(request))  # SIGTERM stops it as Ctrl-C does
     if as_json:
@@ -97,7 +115,7 @@ def _print(outcome: RetrainOutcome) -> None:
         ("in production", outcome.production),
         (f"golden {s.metric}", f"{s.candidate:.4f} candidate vs {s.parent:.4f} production"),
         ("golden set", f"{s.n} rows, {s.source}"),
-        ("trained on" if outcome.kind == "sklearn" else "examples", str(outcome.train_rows)),
+        ("examples" if outcome.kind == "prompt" else "trained on", str(outcome.train_rows)),
     ]
     for what, value in rows:
         table.add_row(Text(what), Text(value))

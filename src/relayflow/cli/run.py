@@ -4,6 +4,7 @@ progress, and close with a summary."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -83,6 +84,15 @@ def run(
         ),
     ] = None,
     as_json: JsonOption = False,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="Run only the items whose golden record is in this split (e.g. holdout): "
+            "the evaluate.golden records carry `split`, joined on evaluate.key.",
+            show_default=False,
+        ),
+    ] = None,
     max_bad_records: MaxBadOption = None,
     variant: Annotated[
         str | None,
@@ -99,7 +109,7 @@ def run(
     With `variants:` in the YAML, each item runs as the variant its key is assigned to
     (sticky: the same key always gets the same variant), recorded as workflow NAME@VARIANT."""
     from relayflow.cli.batch import BatchJob, new_batch_id
-    from relayflow.cli.inputs import count_items, inputs_location
+    from relayflow.cli.inputs import count_items, inputs_location, split_keys
     from relayflow.spec.variants import variant_workflow
 
     if input is not None and inputs is not None:
@@ -115,6 +125,8 @@ def run(
     if variant is not None:
         workflow = variant_workflow(workflow, variant)
     location = inputs_location(inputs) if inputs is not None else None
+    keys = split_keys(workflow, split) if split is not None and single is None else None
+    evaluate = workflow.spec.evaluate
     job = BatchJob(
         workflow=workflow,
         store=store_for_writing(store),
@@ -126,11 +138,15 @@ def run(
         limit=limit,
         split_variants=variant is None and bool(workflow.spec.variants),
         max_bad_records=max_bad_records,
+        keys=keys,
+        key_field=evaluate.key if evaluate is not None else "id",
     )
     if single is not None:
         _finish_single(job, as_json)
     else:
         total = count_items(location, limit) if location is not None else limit
+        if keys is not None:
+            total = min(len(keys), limit) if limit is not None else len(keys)
         _finish_batch(job, as_json, total=total)
 
 
@@ -267,13 +283,18 @@ def _finish_batch(job: BatchJob, as_json: bool, *, total: int | None) -> None:
     from relayflow.cli.batch import execute
     from relayflow.cli.progress import render_summary, resume_hint
 
+    resolved: list[Mapping[str, Any]] = []
+
     def on_result(result: RunResult) -> None:
+        if result.status == "succeeded" and result.output is not None:
+            resolved.append(result.output)
         if as_json:
             print_json(_json_line(result), indent=None)
 
     outcome = execute(job, on_result, total=total)
     if not job.split_variants:
         render_summary(outcome.summary, console(stderr=as_json), limit=job.limit)
+        _resolved_accuracy(job.workflow, resolved, outcome.summary.runs, as_json)
         _exit(outcome, resume_hint(job.batch_id, job.limit))
         return
     from relayflow.ab.route import arms
@@ -287,6 +308,30 @@ def _finish_batch(job: BatchJob, as_json: bool, *, total: int | None) -> None:
         hint = resume_hint(arm.batch_id, job.limit)
         out.print(f"variant {arm.variant} ({arm.share:.0%}): {hint}", markup=False, soft_wrap=True)
     _exit(dataclasses.replace(outcome, summary=summary), f"{resume_hint(split[0].batch_id)} …")
+
+
+def _resolved_accuracy(
+    workflow: Workflow, outputs: list[Mapping[str, Any]], runs: int, as_json: bool
+) -> None:
+    """What the agents resolved on their own and how often they were right, against the
+    golden set (only with ``evaluate.golden``: a reference the item carries is not shown)."""
+    evaluate = workflow.spec.evaluate
+    if evaluate is None or evaluate.golden is None or not runs:
+        return
+    from relayflow.bench.reviewer import matches
+    from relayflow.learn.references import References
+
+    references = References(evaluate, workflow.base_dir)
+    judged = [(o.get(evaluate.prediction), references.lookup(o)) for o in outputs]
+    judged = [(p, r) for p, r in judged if r is not None]
+    line = f"the agents resolved {len(outputs)} of {runs} runs ({len(outputs) / runs:.0%})"
+    if judged:
+        right = sum(matches(p, r) for p, r in judged)
+        line += (
+            f"; {evaluate.prediction} right on {right} of the {len(judged)} with a golden "
+            f"answer ({right / len(judged):.1%})"
+        )
+    console(stderr=as_json).print(line, markup=False, soft_wrap=True)
 
 
 def _finish_single(job: BatchJob, as_json: bool, *, only_run: str | None = None) -> None:

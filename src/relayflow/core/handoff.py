@@ -9,11 +9,13 @@ from relayflow.core.result import NO_VERSIONS
 
 
 class LineageEntry(NamedTuple):
-    """Which step wrote into the handoff, and the versions (script/prompt/model) that shaped it."""
+    """Which step wrote into the handoff, the versions (script/prompt/model) that shaped it,
+    and the confidence it reported (None: it reported none)."""
 
     step: str
     agent_type: str
     versions: Mapping[str, str] = NO_VERSIONS
+    confidence: float | None = None
 
 
 class Handoff(NamedTuple):
@@ -30,6 +32,24 @@ class Handoff(NamedTuple):
     confidence: float | None = None
     #: reasons a human should look at this item, raised by checks that do not park the run
     flags: tuple[str, ...] = ()
+
+    def confidence_of(self, step: str | None = None) -> tuple[str | None, float | None]:
+        """``(step, confidence)``: that of ``step``, or with None the latest step's that
+        reported one (the handoff's own confidence, which a merge sets to the lowest)."""
+        if step is None:
+            # the step that set it, not the checks after it that passed it on
+            found: str | None = None
+            for entry in reversed(self.lineage):
+                if entry.confidence is None:
+                    continue
+                if entry.confidence != self.confidence:
+                    break
+                found = entry.step
+            return found, self.confidence
+        for entry in reversed(self.lineage):
+            if entry.step == step:
+                return step, entry.confidence
+        return step, None
 
     def followed_by(
         self,

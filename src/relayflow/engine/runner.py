@@ -307,7 +307,7 @@ class Runner:
             inputs[index] = base
             finished[index] = base.followed_by(
                 step.output,
-                LineageEntry(node.name, node.agent_type, step.versions),
+                LineageEntry(node.name, node.agent_type, step.versions, step.confidence),
                 step.confidence,
                 step.flags,
             )
@@ -559,7 +559,7 @@ class Runner:
         )
         if waits:
             await ev.settle(waits)
-        entry = LineageEntry(node.name, node.agent_type, versions)
+        entry = LineageEntry(node.name, node.agent_type, versions, hit.confidence)
         return handoff.followed_by(hit.output, entry, hit.confidence, hit.flags)
 
     def _finished(
@@ -611,8 +611,8 @@ class Runner:
             )
         entry = (
             self._entries[node.index]
-            if versions is static
-            else LineageEntry(node.name, node.agent_type, versions)
+            if versions is static and result.confidence is None
+            else LineageEntry(node.name, node.agent_type, versions, result.confidence)
         )
         return handoff.followed_by(result.data, entry, result.confidence, result.flags), waits
 

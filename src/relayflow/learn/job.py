@@ -53,6 +53,9 @@ class RetrainRequest:
     since: float | None = None
     limit: int = 5000
     artifacts: Path | None = None
+    #: a labelled file (JSONL/CSV/…: the item and its label) to learn from besides the store's
+    #: labels (a learned model's target only)
+    history: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,8 @@ def resolve_target(workflow: Workflow, target: str | None) -> Target:
                 f"models.{target} is a {spec.provider} model, which relayflow cannot refit: "
                 f"target the step that prompts it ({users}) to retrain its prompt"
             )
+        if spec.refit == "learned":
+            return _learned_target(workflow, target, steps)
         users_of = [s for s in steps if s.model == target and s.features is not None]
         if not users_of:
             raise ConfigError(
@@ -107,15 +112,50 @@ def resolve_target(workflow: Workflow, target: str | None) -> Target:
     raise ConfigError(f"retrain target {target!r} {what}: use one of {known}")
 
 
+def learned_behind(workflow: Workflow, alias: str, seen: tuple[str, ...] = ()) -> list[str]:
+    """The learned models an alias is or routes to (a router's candidates and fallbacks)."""
+    spec = workflow.spec.models.get(alias)
+    if spec is None or alias in seen:
+        return []
+    if spec.refit == "learned":
+        return [alias]
+    members = [
+        *(getattr(spec, "candidates", None) or ()),
+        *(getattr(spec, "fallbacks", None) or ()),
+    ]
+    found: list[str] = []
+    for member in members:
+        for name in learned_behind(workflow, str(member), (*seen, alias)):
+            if name not in found:
+                found.append(name)
+    return found
+
+
+def _learned_target(workflow: Workflow, alias: str, steps: Sequence[InferenceConfig]) -> Target:
+    users = [s for s in steps if alias in learned_behind(workflow, s.model)]
+    labelled = [s for s in users if s.output == "label" and s.features is None]
+    if not labelled:
+        raise ConfigError(
+            f"no `output: label` step answers with models.{alias} (directly or through a "
+            "router): a learned model learns one step's labels; use it in such a step"
+        )
+    spec = workflow.spec.models[alias]
+    assert spec.model is not None  # noqa: S101 - validation requires model: on a learned entry
+    return Target("learned", alias, labelled[0], _resolve(workflow, spec.model))
+
+
 def _step_target(workflow: Workflow, step: InferenceConfig) -> Target:
     spec = workflow.spec.models.get(step.model)
+    learned = learned_behind(workflow, step.model)
+    if learned and step.output == "label" and step.features is None:
+        return _learned_target(workflow, learned[0], [step])
     if step.features is not None:
-        if spec is None or spec.refit is None or spec.model is None:
+        if spec is None or spec.refit != "sklearn" or spec.model is None:
             raise ConfigError(
                 f"step {step.name} scores with models.{step.model}, which is not a scikit-learn "
                 "model file: only provider sklearn models can be refitted"
             )
-        return Target(spec.refit, step.model, step, _resolve(workflow, spec.model))
+        return Target("sklearn", step.model, step, _resolve(workflow, spec.model))
     if step.prompt_template is None:
         return Target("prompt", step.name, step, None)
     from relayflow.prompts.templates import split_pin

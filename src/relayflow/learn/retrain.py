@@ -18,7 +18,8 @@ __all__ = ["RetrainOutcome", "RetrainRequest", "resolve_target", "run_retrain"]
 async def run_retrain(
     request: RetrainRequest, get_provider: Callable[[str], Provider] | None = None
 ) -> RetrainOutcome:
-    """Run one job: refit a scikit-learn model (in a worker thread) or rebuild a prompt's
+    """Run one job: fit a learned label model or refit a scikit-learn model (in a worker
+    thread), or rebuild a prompt's
     few-shot examples (its golden evaluation calls the model through ``get_provider``)."""
     workflow = request.workflow
     target = resolve_target(workflow, request.target)
@@ -26,6 +27,10 @@ async def run_retrain(
         Registry, request.store, workflow=workflow.name, artifacts=request.artifacts
     )
     try:
+        if target.kind == "learned":
+            from relayflow.learn.learned_job import retrain_learned
+
+            return await asyncio.to_thread(retrain_learned, request, target, registry)
         if target.kind == "sklearn":
             from relayflow.learn.sklearn_job import retrain_sklearn
 

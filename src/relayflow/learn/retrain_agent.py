@@ -1,6 +1,8 @@
 """The ``retrain`` agent: watches the target model's answers against the labels items carry (or a
 reviewer gave) and starts a retraining job in the background when performance drops, on a
-schedule, or never (``manual``: run ``relayflow retrain``). The payload passes through."""
+schedule, every ``every`` new labels (``new_labels``: reviews decided and labels added while
+the workflow runs, so that a learned model improves during a long batch), or never
+(``manual``: run ``relayflow retrain``). The payload passes through."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import re
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
 
 from relayflow.agents.base import Agent, BuildContext
 from relayflow.core.result import Result, StepInfo
@@ -65,11 +69,15 @@ def store_location(ctx: BuildContext) -> str | None:
 class RetrainConfig(AgentConfig):
     """Refit or re-prompt a model when its measured performance drops (see the retrain issue)."""
 
-    trigger: Literal["performance_drop", "schedule", "manual"] = "performance_drop"
+    trigger: Literal["performance_drop", "schedule", "new_labels", "manual"] = "performance_drop"
     target: str | None = None
     metric: str | None = None
     threshold: float | None = None
     schedule: str | None = None
+    #: trigger: new_labels — refit after this many new labels (reviews decided, feedback added)
+    every: int = Field(default=20, ge=1)
+    #: a labelled file that every job learns from besides the store's labels (learned models)
+    history: str | None = None
 
 
 class RetrainAgent(Agent):
@@ -133,6 +141,8 @@ class RetrainAgent(Agent):
         self._schedule: tuple[str, float] | None = None
         self._runs_since = 0
         self._last_retrain = time.time()
+        #: new_labels: when the labels were last counted as used (store time, not a clock)
+        self._labels_since = 0.0
         self._unsaved = 0
         self._job: asyncio.Task[None] | None = None
 
@@ -182,6 +192,7 @@ class RetrainAgent(Agent):
             if state is not None:
                 self._runs_since = int(state.get("runs_since", 0))
                 self._last_retrain = float(state.get("last_retrain", self._last_retrain))
+                self._labels_since = float(state.get("labels_since", 0.0))
                 self._saved_monitor = state.get("monitor")
 
     def _target_output(self) -> str:
@@ -204,6 +215,8 @@ class RetrainAgent(Agent):
         runs: list[str] | None = None
         if self.config.trigger == "performance_drop":
             reason, runs = await self._observe(handoff, step)
+        elif self.config.trigger == "new_labels":
+            reason = await self._new_labels()
         elif self._schedule is not None:
             reason = self._tick()
             self._unsaved += 1
@@ -248,6 +261,22 @@ class RetrainAgent(Agent):
             await self._checkpoint()
         return None, []
 
+    async def _new_labels(self) -> str | None:
+        """``new_labels: N`` when N labels came in since the last job started (not while one
+        runs: the labels that arrive meanwhile count towards the next)."""
+        if self._engine is None or self._busy():
+            return None
+        from relayflow.store.outcomes import label_count
+
+        since = self._labels_since
+        started = time.time()
+        count = await asyncio.to_thread(label_count, self._engine, self._key, since)
+        if count < self.config.every:
+            return None
+        self._labels_since = started
+        await self._checkpoint()
+        return f"new_labels: {count} since the last fit"
+
     def _tick(self) -> str | None:
         assert self._schedule is not None  # noqa: S101 - invariant: prepare() made the schedule
         unit, amount = self._schedule
@@ -278,6 +307,7 @@ class RetrainAgent(Agent):
             metric=self.config.metric,
             runs=tuple(runs) if runs else None,
             wait_for=tuple(runs) if runs else (latest,),
+            history=self.ctx.resolve(self.config.history) if self.config.history else None,
         )
         self._job = asyncio.get_running_loop().create_task(self._run_job(request))
         return ""
@@ -316,6 +346,7 @@ class RetrainAgent(Agent):
             "monitor": monitor.state() if monitor is not None else self._saved_monitor,
             "runs_since": self._runs_since,
             "last_retrain": self._last_retrain,
+            "labels_since": self._labels_since,
         }
 
     async def _ready_monitor(self) -> DriftMonitor:

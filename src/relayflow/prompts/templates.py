@@ -77,6 +77,15 @@ class PromptTemplate:
     def name(self) -> str:
         return str(self.path) if self.path is not None else INLINE
 
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The top-level names the template reads from its context, in the order they first
+        appear in the source (``{{ text }}`` reads ``text``; ``{{ data.text }}`` reads ``data``)."""
+        from jinja2 import meta
+
+        names = meta.find_undeclared_variables(environment().parse(self.source))
+        return tuple(sorted(names, key=lambda name: (self.source.find(name), name)))
+
 
 def load_template(path: Path) -> PromptTemplate:
     """Read and compile the template at ``path`` (AgentError if it is unreadable or invalid)."""

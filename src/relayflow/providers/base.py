@@ -30,7 +30,9 @@ class Price:
 
 @dataclass(frozen=True, slots=True)
 class CompletionRequest:
-    """One call to a text model. ``labels`` restricts the answer to one of a fixed set."""
+    """One call to a text model. ``labels`` restricts the answer to one of a fixed set.
+    ``text`` is the item's own text (the fields the step's prompt reads), for a model that
+    learns from the item rather than reads a prompt (provider: learned)."""
 
     prompt: str
     system: str | None = None
@@ -40,6 +42,7 @@ class CompletionRequest:
     json_schema: Mapping[str, Any] | None = None
     stop: Sequence[str] = ()
     seed: int | None = 0
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,9 @@ class Completion:
     cost: float | None = None
     #: model calls behind this answer (a cascade that escalated made more than one)
     calls: int = 1
+    #: the model passed the item on rather than guess (a learned model that has not seen
+    #: enough of its labels): ``label`` is None and ``confidence`` 0
+    abstained: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +79,10 @@ class Prediction:
     confidence: float | None = None
     seconds: float = 0.0
     model: str = ""
-    #: as Completion.cost and Completion.calls
+    #: as Completion.cost, Completion.calls and Completion.abstained
     cost: float | None = None
     calls: int = 1
+    abstained: bool = False
 
 
 @runtime_checkable
@@ -182,8 +189,9 @@ class ProviderConfig(_Strict, abc.ABC):
     loads_model_file: ClassVar[bool] = False
     #: loading the model runs code (joblib unpickles): registering it needs ``register_code``
     runs_code: ClassVar[bool] = False
-    #: what ``relayflow retrain`` can refit of it (the model file, by learn/sklearn_job.py)
-    refit: ClassVar[Literal["sklearn"] | None] = None
+    #: what ``relayflow retrain`` can refit of it: the model file, by learn/sklearn_job.py
+    #: (sklearn) or learn/learned_job.py (learned)
+    refit: ClassVar[Literal["sklearn", "learned"] | None] = None
     #: the fix shown when another provider's setting is written on this one's entry
     switch_hint: ClassVar[str | None] = None
 

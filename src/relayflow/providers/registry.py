@@ -48,6 +48,7 @@ _BUILTIN: dict[str, str] = {
     "openai": "relayflow.providers.openai_compat:OpenAIConfig",
     "sklearn": "relayflow.providers.sklearn_model:SklearnConfig",
     "router": "relayflow.providers.router_config:RouterConfig",
+    "learned": "relayflow.providers.learned:LearnedConfig",
 }
 
 PROVIDERS: Plugins[ProviderConfig] = Plugins("relayflow.providers", ProviderConfig, _BUILTIN)
@@ -163,14 +164,23 @@ def build_provider(
     return provider
 
 
+#: the stat a provider records for a model file that does not exist yet (a learned model
+#: before its first fit): unchanged while the file is still missing
+MISSING = (-1, -1)
+
+
 def _unchanged(files: Files) -> bool:
-    try:
-        for path, stat in files:
+    for path, stat in files:
+        try:
             st = os.stat(path)
-            if (st.st_mtime_ns, st.st_size) != stat:
-                return False
-    except OSError:
-        return False  # gone: the full lookup says what is wrong
+        except FileNotFoundError:
+            if stat == MISSING:
+                continue
+            return False  # gone: the full lookup says what is wrong
+        except OSError:
+            return False
+        if (st.st_mtime_ns, st.st_size) != stat:
+            return False
     return True
 
 

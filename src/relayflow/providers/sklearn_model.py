@@ -152,7 +152,7 @@ class SklearnConfig(ProviderConfig):
     model_hint: ClassVar[str | None] = "name the model file, e.g. model: model/classifier.joblib"
     loads_model_file: ClassVar[bool] = True
     runs_code: ClassVar[bool] = True  # joblib unpickles
-    refit: ClassVar[Literal["sklearn"] | None] = "sklearn"
+    refit: ClassVar[Literal["sklearn", "learned"] | None] = "sklearn"
 
     def build(
         self, alias: str, base_dir: Path, models: Mapping[str, ProviderConfig], member: BuildMember

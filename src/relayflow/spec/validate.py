@@ -73,7 +73,10 @@ def _validate_agents(
     """Each agent's own checks, as its type declares them."""
     problems: list[Problem] = []
     for index, (agent, kind) in enumerate(zip(agents, types, strict=True)):
-        check = AgentCheck(where.file, base, where.lines, where.positions[index], agent.name, spec)
+        earlier = tuple(a.name for a in agents[:index])
+        check = AgentCheck(
+            where.file, base, where.lines, where.positions[index], agent.name, spec, earlier
+        )
         problems += kind.validate(agent, check)
     return problems
 

@@ -124,6 +124,14 @@ def labels_of_runs(engine: Engine, workflow: str, run_ids: Sequence[str]) -> lis
     return labels
 
 
+def label_count(engine: Engine, workflow: str, since: float = 0.0) -> int:
+    """How many labels (review decisions and labels added by hand) ``workflow`` got after
+    ``since`` (a timestamp): what a ``trigger: new_labels`` retrain step counts."""
+    f = schema.feedback
+    query = select(func.count()).where(f.c.workflow == workflow, f.c.created > since)
+    return int(_read(engine, query, "the store's labels")[0][0])
+
+
 def finished_count(engine: Engine, step: str, run_ids: Sequence[str]) -> int:
     """How many of ``run_ids`` the store shows with ``step`` finished."""
     s = schema.steps

@@ -38,8 +38,8 @@ __all__ = [
     "content_version",
 ]
 
-Kind = Literal["sklearn", "prompt"]
-_SUFFIX: dict[str, str] = {"sklearn": ".joblib", "prompt": ".jinja"}
+Kind = Literal["sklearn", "prompt", "learned"]
+_SUFFIX: dict[str, str] = {"sklearn": ".joblib", "prompt": ".jinja", "learned": ".skops"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: the label that is the production status (moved by promote, rollback and retraining)
 PRODUCTION = "production"

@@ -1,11 +1,10 @@
-"""The label model learned from reviews (learn/text_labels.py): both featurizers learn topics
+"""The label model learned from reviews (providers/text_labels.py): both featurizers learn topics
 they were shown a few examples of, confidences are probabilities, rare labels are not guessed,
 and the embedding model opens from its wheel without touching the network."""
 
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import random
 import socket
 from typing import Any
@@ -13,43 +12,11 @@ from typing import Any
 import pytest
 
 from relayflow.errors import InputError
-from relayflow.learn import text_labels
-from relayflow.learn.text_labels import TextLabelModel
-
-# Our own small corpus: four topics, sentences built from each topic's words, so that a held-out
-# sentence shares words (and meaning) with the training ones but is never one of them.
-TOPICS: dict[str, tuple[list[str], list[str]]] = {
-    "weather": (
-        ["rain", "storm", "sunshine", "forecast", "snow", "wind", "clouds", "thunder"],
-        ["will there be {} tomorrow", "the {} looks heavy today", "is {} expected this weekend"],
-    ),
-    "cooking": (
-        ["recipe", "oven", "garlic", "pasta", "bake", "soup", "flour", "simmer"],
-        ["how long should I {} it", "my {} came out burnt", "which {} goes with onions"],
-    ),
-    "football": (
-        ["goal", "referee", "striker", "penalty", "league", "match", "keeper", "offside"],
-        ["that {} was a disgrace", "who won the {} last night", "the {} decided the game"],
-    ),
-    "music": (
-        ["guitar", "album", "concert", "chorus", "melody", "drummer", "vinyl", "lyrics"],
-        ["I love the {} of this song", "when is the next {}", "the {} sounds out of tune"],
-    ),
-}
+from relayflow.providers import text_labels
+from relayflow.providers.text_labels import TextLabelModel
+from tests.learn.topics import corpus
 
 HAS_WORDLLAMA = importlib.util.find_spec("wordllama") is not None
-
-
-def corpus(per_label: int, seed: int) -> tuple[list[str], list[str]]:
-    rng = random.Random(seed)
-    texts, labels = [], []
-    for label, (words, shapes) in TOPICS.items():
-        pairs = list(itertools.product(shapes, words))
-        rng.shuffle(pairs)
-        for shape, word in pairs[:per_label]:
-            texts.append(shape.format(word))
-            labels.append(label)
-    return texts, labels
 
 
 def split() -> tuple[list[str], list[str], list[str], list[str]]:
