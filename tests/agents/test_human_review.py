@@ -110,3 +110,14 @@ def test_review_context(tmp_path: Path) -> None:
         "show": ["amount", "intent"],
     }
     assert build(tmp_path).review_context() == {"instructions": None, "show": None}
+
+
+def test_when_sees_each_step_s_confidence_by_name(tmp_path: Path) -> None:
+    from relayflow.core.handoff import LineageEntry
+
+    agent = build(tmp_path, when="confidences.Classify < 0.7")
+    lineage = (LineageEntry("Classify", "inference", {}, 0.6), LineageEntry("Draft", "x", {}, 0.99))
+    handoff = Handoff(data={"a": 1}, lineage=lineage, confidence=0.99)
+    assert asyncio.run(agent.run(handoff, STEP)).verdict == "escalate"
+    sure = handoff._replace(lineage=(LineageEntry("Classify", "inference", {}, 0.8),))
+    assert asyncio.run(agent.run(sure, STEP)).verdict == "ok"

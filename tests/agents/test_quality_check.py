@@ -187,3 +187,28 @@ def test_draft_is_taken_from_dollar_schema(tmp_path: Path) -> None:
     write_ruleset(tmp_path, {**draft4, "$schema": RULESET["$schema"]}, "d2020.json")
     with pytest.raises(AgentError, match="not a valid JSON Schema"):
         build(tmp_path, ruleset="validators/d2020.json")
+
+
+def _lineage(*steps: tuple[str, float | None]) -> Handoff:
+    from relayflow.core.handoff import LineageEntry
+
+    entries = tuple(LineageEntry(name, "inference", {}, c) for name, c in steps)
+    latest = next((c for _, c in reversed(steps) if c is not None), None)
+    return Handoff(data={"x": 1}, lineage=entries, confidence=latest)
+
+
+def test_confidence_of_judges_the_named_step_not_the_latest(tmp_path: Path) -> None:
+    agent = build(tmp_path, min_confidence=0.8, confidence_of="Classify")
+    # the label was sure, the generated reply after it was not: the label's confidence decides
+    sure = asyncio.run(agent.run(_lineage(("Classify", 0.93), ("Draft", 0.41)), STEP))
+    assert sure.verdict == "ok"
+    unsure = asyncio.run(agent.run(_lineage(("Classify", 0.42), ("Draft", 0.97)), STEP))
+    assert (unsure.verdict, unsure.reason) == ("escalate", "Classify confidence 0.42 < 0.8")
+
+
+def test_the_default_names_the_step_that_set_the_confidence(tmp_path: Path) -> None:
+    agent = build(tmp_path, min_confidence=0.8)
+    # a check that passed the confidence on does not own it
+    handoff = _lineage(("Classify", 0.9), ("Draft", 0.5), ("Check", 0.5))
+    result = asyncio.run(agent.run(handoff, STEP))
+    assert result.reason == "Draft confidence 0.5 < 0.8"

@@ -287,3 +287,39 @@ def test_inputs_of_an_unknown_format_are_refused_before_running(cli: Cli) -> Non
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot tell the format of items.xml")
     assert not cli.store_path.exists()
+
+
+def _split_project(cli: Cli) -> Path:
+    wf = cli.linear()
+    items = [{"id": f"i{n}", "n": n} for n in range(6)]
+    cli.write("items.jsonl", "".join(json.dumps(i) + "\n" for i in items))
+    golden = [
+        {"id": f"i{n}", "doubled": 2 * n if n != 3 else -1, "split": "dev" if n % 2 else "holdout"}
+        for n in range(6)
+    ]
+    cli.write("golden.jsonl", "".join(json.dumps(g) + "\n" for g in golden))
+    text = wf.read_text().replace(
+        "workflow:\n",
+        "evaluate:\n  golden: golden.jsonl\n  key: id\n  prediction: doubled\n"
+        "  reference: doubled\nworkflow:\n  - name: Load\n    type: retrieval\n"
+        "    source: items.jsonl\n",
+    )
+    return cli.write("numbers.yaml", text)
+
+
+def test_split_runs_only_the_items_of_that_golden_split(cli: Cli) -> None:
+    wf = _split_project(cli)
+    result = cli("run", wf, "--split", "dev", "--json")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(line["output"]["id"] for line in lines) == ["i1", "i3", "i5"]
+    # what the agents resolved, judged against the golden set (i3's golden answer differs)
+    assert "resolved 3 of 3 runs (100%); doubled right on 2 of the 3" in result.stderr
+
+
+def test_an_unknown_split_names_the_splits_there_are(cli: Cli) -> None:
+    wf = _split_project(cli)
+    result = cli("run", wf, "--split", "test")
+    assert result.exit_code == 1
+    assert "no golden record is in split 'test'; its splits: dev, holdout" in result.stderr
+    assert "Traceback" not in result.output

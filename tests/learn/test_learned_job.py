@@ -169,3 +169,43 @@ def test_too_few_labels_is_a_clear_refusal(tmp_path: Path) -> None:
     with pytest.raises(relayflow.RelayflowError, match="labelled rows to learn from"):
         retrain(workflow, str(tmp_path / "runs.db"), history=few)
     assert not (tmp_path / "models" / "topic.skops").exists()
+
+
+def test_reviews_refit_the_model_while_the_workflow_runs(tmp_path: Path) -> None:
+    workflow, dev, _holdout = project(tmp_path)
+    workflow.write_text(
+        workflow.read_text()
+        + "  - name: Learn\n    type: retrain\n    trigger: new_labels\n    every: 30\n"
+        "    target: topic_model\n"
+    )
+    store = str(tmp_path / "runs.db")
+    loaded = relayflow.load_workflow(workflow)
+    answer = {row["id"]: row["topic"] for row in dev}
+
+    async def scenario() -> tuple[list[bool], Any]:
+        async with relayflow.Runner(loaded, store=store) as runner:
+            learn: Any = next(n.agent for n in runner.plan.nodes if n.name == "Learn")
+            parked = []
+            for row in dev:
+                result = await runner.run(row, item_key=row["id"])
+                parked.append(result.status == "waiting_review")
+                if result.status == "waiting_review":  # a person gives the right topic
+                    assert runner.store is not None
+                    steps = {s.step: s for s in runner.store.steps(result.run_id)}
+                    output = dict(steps["Review"].output or {})
+                    result = await runner.decide(
+                        result.run_id, "Review", "correct",
+                        {**output, "topic": answer[row["id"]]}, "tester",
+                    )  # fmt: skip
+                assert result.status == "succeeded"
+                await learn.wait()  # the fit runs in the background; here we wait to see it
+            return parked, learn
+
+    parked, learn = asyncio.run(scenario())
+
+    assert learn.outcomes and learn.outcomes[0].decision == "promoted"
+    assert learn.outcomes[0].train_rows >= 20  # the 30 labels, less the ones held out to judge
+    assert (tmp_path / "models" / "topic.skops").is_file()
+    # until 30 labels were in, everything needed a person; after the fit, most did not
+    assert all(parked[:30])
+    assert sum(parked[30:]) < len(parked[30:]) / 2

@@ -380,3 +380,14 @@ def test_a_missing_golden_set_is_reported_at_its_line(tmp_path: Path) -> None:
     [problem] = caught.value.problems
     assert (problem.line, problem.field) == (3, "evaluate.golden")
     assert "file not found" in problem.message
+
+
+def test_confidence_of_must_name_a_step_listed_before(problems: Problems) -> None:
+    text = _transforms("", "") + (
+        "  - name: gate\n    type: quality_check\n    confidence_of: later\n"
+        "  - name: later\n    type: transform\n    script: preprocess.py\n"
+    )
+    [problem] = problems(text)
+    assert (problem.line, problem.field) == (10, "gate.confidence_of")
+    assert problem.message == "'later' is not a step listed before gate"
+    assert problem.fix == "name the step whose confidence to judge, one of: a, b"
