@@ -106,6 +106,20 @@ def test_label_mode_uses_the_provider_label(tmp_path: Path) -> None:
     assert result.data["intent"] == "billing"
 
 
+def test_an_abstention_is_no_answer_with_confidence_zero(tmp_path: Path) -> None:
+    """A learned model short of labels answers no label, no text, confidence 0: the step
+    records no answer rather than failing on an empty label, and its review gate escalates."""
+    fake = FakeProvider([completion("", label=None, confidence=0.0)])
+    agent = build(tmp_path, fake, prompt="x", output="label", labels=["billing", "technical"])
+    result = run(agent, {})
+    assert result.data["output"] is None and result.confidence == 0.0
+    # an empty answer of unknown confidence is the model's failure, as before
+    fake = FakeProvider([completion("", label=None, confidence=None)])
+    agent = build(tmp_path, fake, prompt="x", output="label", labels=["billing", "technical"])
+    with pytest.raises(AgentError, match="model answered ''"):
+        run(agent, {})
+
+
 def test_label_mode_accepts_text_that_is_a_label(tmp_path: Path) -> None:
     fake = FakeProvider([completion(" technical\n")])
     agent = build(tmp_path, fake, prompt="x", output="label", labels=["billing", "technical"])
@@ -403,7 +417,6 @@ def test_a_router_is_keyed_by_the_step_and_reads_its_outcomes_from_the_store(
     router = RouterProvider(
         "r", "most_accurate", [Route("a", a, None), Route("b", b, None)], metrics=Metrics()
     )
-    router.min_outcomes = 1
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     ctx = BuildContext(
         base_dir=tmp_path,
@@ -420,7 +433,9 @@ def test_a_router_is_keyed_by_the_step_and_reads_its_outcomes_from_the_store(
     feed = router._feed_of[("wf", "infer")]
     assert feed.url == url and feed.loads == 1
     assert feed._watched == {"wf": {"infer": "x"}}
-    router.record_outcome("b", True, ("wf", "infer"))  # judged under the step's type only
+    for _ in range(30):  # judged under the step's type only: b right, a wrong every time
+        router.record_outcome("b", True, ("wf", "infer"))
+        router.record_outcome("a", False, ("wf", "infer"))
     result = run(agent, {})
     assert result.data["x"] == "from b" and result.versions["answered_by"] == "b=fake-model"
     assert request_type.get() is None

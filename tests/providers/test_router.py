@@ -71,6 +71,18 @@ class Scripted:
         return None
 
 
+class Abstaining(Scripted):
+    """A learned model with too few labels: it passes on every item."""
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        self.calls += 1
+        return Completion("", 0.0, 0, 0, seconds=0.001, model=self.version, label=None)
+
+    async def predict(self, features: Mapping[str, Any]) -> Prediction:
+        self.calls += 1
+        return Prediction(None, {}, confidence=0.0, seconds=0.001, model=self.version)
+
+
 def router(
     strategy: str,
     candidates: Sequence[Scripted],
@@ -146,6 +158,60 @@ def test_cascade_on_predictions_uses_the_class_probability() -> None:
     assert asyncio.run(r.predict({"a": 1.0})).label == "small"
 
 
+def test_cascade_passes_an_abstention_on_even_at_threshold_zero() -> None:
+    learned = Abstaining("learned")
+    llm = Scripted("llm", confidence=0.3)
+    answer = ask(router("cascade", [learned, llm], threshold=0.0))
+    assert answer.model == "llm=llm-v1" and answer.text == "llm says hi"
+    assert learned.calls == 1 and answer.calls == 2
+
+
+def test_a_cascade_whose_last_candidate_abstains_returns_the_abstention() -> None:
+    first, last = Abstaining("first"), Abstaining("last")
+    answer = ask(router("cascade", [first, last], threshold=0.8))
+    assert (answer.label, answer.text, answer.confidence) == (None, "", 0.0)
+    assert answer.model == "last=last-v1" and answer.calls == 2
+    predicted = asyncio.run(router("cascade", [first, last], threshold=0.8).predict({"a": 1}))
+    assert predicted.label is None and predicted.confidence == 0.0
+    assert predicted.model == "last=last-v1"
+
+
+def test_an_abstention_does_not_replace_an_unsure_answer() -> None:
+    small, learned = Scripted("small", confidence=0.4), Abstaining("learned")
+    answer = ask(router("cascade", [small, learned], threshold=0.8))
+    assert answer.model == "small=small-v1" and answer.confidence == 0.4 and answer.calls == 2
+
+
+def test_fallbacks_answer_when_every_candidate_abstained_but_not_an_unsure_last_one() -> None:
+    learned, spare = Abstaining("learned"), Scripted("spare")
+    assert ask(router("cascade", [learned], fallbacks=[spare], threshold=0.9)).model == (
+        "spare=spare-v1"
+    )
+    unsure = Scripted("unsure", confidence=0.2)
+    spare.calls = 0
+    r = router("cascade", [Scripted("small", confidence=0.1), unsure], fallbacks=[spare],
+               threshold=0.9)  # fmt: skip
+    assert ask(r).model == "unsure=unsure-v1" and spare.calls == 0
+
+
+def test_per_candidate_thresholds_decide_where_each_answer_stops() -> None:
+    tiny = Scripted("tiny", confidence=0.85)
+    small = Scripted("small", confidence=0.75)
+    big = Scripted("big", confidence=0.1)
+    r = router("cascade", [tiny, small, big], thresholds=[0.9, 0.7])
+    assert ask(r).model == "small=small-v1"  # tiny's 0.85 < 0.9; small's 0.75 >= 0.7
+    tiny.confidence = 0.95
+    assert ask(r).model == "tiny=tiny-v1"
+    tiny.confidence, small.confidence = 0.5, 0.5
+    assert ask(r).model == "big=big-v1"  # the last answer stands, however unsure
+    assert r.version != router("cascade", [tiny, small, big], thresholds=[0.9, 0.6]).version
+    # a single threshold keeps the version it had before thresholds existed
+    single = router("cascade", [tiny, small], threshold=0.8)
+    assert single.thresholds == (0.8,)
+    with pytest.raises(ProviderError, match="1 thresholds for 3 candidates"):
+        router("cascade", [tiny, small, big], thresholds=[0.9])
+
+
 # cheapest, fastest, most_accurate, weighted
 
 
@@ -187,17 +253,67 @@ def test_fastest_cold_start_follows_the_declared_order() -> None:
     assert (a.calls, b.calls) == (WARMUP_CALLS, 0)
 
 
-def test_most_accurate_ranks_on_recorded_outcomes() -> None:
+def _shares(r: RouterProvider, calls: int) -> dict[str, int]:
+    """How many of ``calls`` calls each candidate answered."""
+    answered = [ask(r).model.split("=")[0] for _ in range(calls)]
+    return {route.alias: answered.count(route.alias) for route in r.candidates}
+
+
+def test_most_accurate_samples_so_a_candidate_without_outcomes_gets_calls() -> None:
     a, b = Scripted("a"), Scripted("b")
-    r = router("most_accurate", [a, b], min_outcomes=3)
-    assert ask(r).model == "a=a-v1"  # nothing judged: declared order
-    for correct in (True, False, False):
-        r.record_outcome("a", correct)
-    for correct in (True, True, True):
-        r.record_outcome("b", correct)
-    assert ask(r).model == "b=b-v1"
+    r = router("most_accurate", [a, b], seed=1)
+    for _ in range(10):  # a is measured (20 of 26 right); b never answered
+        r.record_outcome("a", True, _kind(ASK))
+        r.record_outcome("a", True, _kind(ASK))
+    for _ in range(6):
+        r.record_outcome("a", False, _kind(ASK))
+    shares = _shares(r, 200)
+    # Beta(1, 1) for b against Beta(21, 7) for a (mean 0.75): b wins a draw about 1 in 4
+    assert 0 < shares["b"] < shares["a"], shares
+    assert shares["b"] >= 20  # not a fluke: exploring, not a rare draw
     with pytest.raises(ProviderError, match="'zed' is not one of its candidates"):
         r.record_outcome("zed", True)
+
+
+def test_most_accurate_gives_the_clearly_better_candidate_the_majority() -> None:
+    a, b, c = Scripted("a"), Scripted("b"), Scripted("c")
+    r = router("most_accurate", [a, b, c], seed=2)
+    for index in range(40):
+        r.record_outcome("a", index % 2 == 0, _kind(ASK))  # 20 of 40
+        r.record_outcome("b", index % 10 != 0, _kind(ASK))  # 36 of 40
+        r.record_outcome("c", index % 4 == 0, _kind(ASK))  # 10 of 40
+    shares = _shares(r, 200)
+    assert shares["b"] > 190 and shares["b"] > shares["a"] + shares["c"], shares
+
+
+def test_the_same_seed_makes_the_same_choices_and_another_seed_others() -> None:
+    def choices(seed: int | str | None, name: str = "r") -> list[str]:
+        a, b, c = Scripted("a"), Scripted("b"), Scripted("c")
+        r = RouterProvider(
+            name, "most_accurate", [Route(p.name, p, None) for p in (a, b, c)], metrics=Metrics(),
+            seed=seed,
+        )  # fmt: skip
+        return [ask(r).model for _ in range(40)]  # no outcomes: uniform draws
+
+    first = choices(7)
+    assert choices(7) == first and len(set(first)) == 3
+    assert choices(8) != first
+    # without a seed, the router's name seeds it: the same in every process
+    assert choices(None, "gate") == choices("gate", "other")
+
+
+def test_most_accurate_tries_the_others_by_posterior_mean_when_the_draw_fails() -> None:
+    a = Scripted("a", fail=ProviderError("503"))
+    b, c = Scripted("b"), Scripted("c")
+    r = router("most_accurate", [a, b, c], seed=0)
+    for index in range(50):
+        r.record_outcome("a", True, _kind(ASK))  # a draws highest but is down
+        r.record_outcome("c", index % 5 != 0, _kind(ASK))  # 40 of 50
+        r.record_outcome("b", False, _kind(ASK))
+    kind = _kind(ASK)
+    assert r._most_accurate(kind, ASK)[0].alias == "a"
+    assert [route.alias for route in r._most_accurate(kind, ASK)][1:] == ["c", "b"]
+    assert ask(r).model == "c=c-v1" and a.calls == 1 and b.calls == 0
 
 
 def test_weighted_splits_calls_exactly_and_deterministically() -> None:
@@ -358,15 +474,37 @@ def test_validation_reports_a_routing_cycle_once(tmp_path: Path) -> None:
         ("{provider: router, strategy: fastest, candidates: [a], model: x}", "models.r.model: a "),
         ("{provider: sklearn, model: m.joblib, candidates: [a]}", "models.r.candidates: `candid"),
         ("{provider: router, strategy: fastest, candidates: [a], outcomes: {}}", "models.r.outc"),
-        ("{provider: sklearn, model: m.joblib, outcomes: {minimum: 5}}", "models.r.outcomes: `o"),
+        ("{provider: sklearn, model: m.joblib, outcomes: {seed: 5}}", "models.r.outcomes: `o"),
         (
-            "{provider: router, strategy: most_accurate, candidates: [a], outcomes: {minimum: 0}}",
-            "models.r.outcomes.minimum",
+            "{provider: router, strategy: most_accurate, candidates: [a], outcomes: {minimum: 5}}",
+            "models.r.outcomes.minimum: no longer used: most_accurate samples",
+        ),
+        (
+            "{provider: router, strategy: most_accurate, candidates: [a], outcomes: {seed: x}}",
+            "models.r.outcomes.seed: input should be a valid integer",
+        ),
+        (
+            "{provider: router, strategy: cascade, candidates: [a, b, c], thresholds: [0.9]}",
+            "models.r.thresholds: 1 thresholds for 3 candidates: a cascade has one per "
+            "candidate except the last (whose answer stands) — list 2: thresholds: [0.8, 0.8]",
+        ),
+        (
+            "{provider: router, strategy: cascade, candidates: [a, b], threshold: 0.5, "
+            "thresholds: [0.9]}",
+            "models.r.thresholds: set either threshold or thresholds, not both",
+        ),
+        (
+            "{provider: router, strategy: cascade, candidates: [a, b], thresholds: [1.5]}",
+            "models.r.thresholds[0]: input should be less than or equal to 1",
+        ),
+        (
+            "{provider: router, strategy: fastest, candidates: [a], thresholds: [0.5]}",
+            "models.r.thresholds: thresholds applies to strategy cascade only",
         ),
     ],
 )
 def test_validation_of_router_settings(tmp_path: Path, entry: str, message: str) -> None:
-    found = _problems(f"models:\n  a: {{}}\n  r: {entry}\n", tmp_path)
+    found = _problems(f"models:\n  a: {{}}\n  b: {{}}\n  c: {{}}\n  r: {entry}\n", tmp_path)
     assert len(found) == 1 and found[0].startswith(message), found
 
 
@@ -478,8 +616,8 @@ def test_registry_keeps_no_router_after_close_all() -> None:
 
 def test_the_step_sets_the_request_type_of_its_calls() -> None:
     a, b = Scripted("a"), Scripted("b")
-    r = router("most_accurate", [a, b], min_outcomes=3)
-    for _ in range(3):
+    r = router("most_accurate", [a, b])
+    for _ in range(30):  # clear enough that a draw never picks the other (seeded anyway)
         r.record_outcome("a", False, ("wf", "triage"))
         r.record_outcome("b", True, ("wf", "triage"))
         r.record_outcome("a", True, ("wf", "reply"))
@@ -497,24 +635,29 @@ def test_the_step_sets_the_request_type_of_its_calls() -> None:
 
     assert ask_for("triage") == "b=b-v1"
     assert ask_for("reply") == "a=a-v1"
-    assert ask_for(None) == "a=a-v1"  # no step: keyed by the request's shape, never judged
+    # no step: keyed by the request's shape, never judged, so both are explored
+    assert {ask_for(None) for _ in range(20)} == {"a=a-v1", "b=b-v1"}
     assert request_type.get() is None
     # latency and cost are recorded under the step's type too
     assert r.metrics.get("b@b-v1", ("wf", "triage")).calls == 1
-    assert r.metrics.get("a@a-v1", _kind(ASK)).calls == 1
+    assert r.metrics.get("a@a-v1", ("wf", "triage")).calls == 0
+    assert r.metrics.get("a@a-v1", _kind(ASK)).calls > 0
 
 
-def test_a_candidate_needs_the_minimum_of_outcomes_to_rank_on_accuracy() -> None:
-    a, b, c = Scripted("a"), Scripted("b"), Scripted("c")
-    r = router("most_accurate", [a, b, c], min_outcomes=3)
-    for correct in (True, True):
-        r.record_outcome("a", correct, _kind(ASK))
-    for correct in (True, False, False):
-        r.record_outcome("b", correct, _kind(ASK))
-    # b (1 of 3 right) has enough outcomes, a (2 of 2) not yet: b first, then declared order
-    assert [route.alias for route in r._most_accurate(_kind(ASK), ASK)] == ["b", "a", "c"]
-    r.record_outcome("a", False, _kind(ASK))  # 2 of 3: (2 + 1) / 5 = 0.6 beats (1 + 1) / 5
-    assert ask(r).model == "a=a-v1"
+def test_store_and_in_process_outcomes_add_up(tmp_path: Path) -> None:
+    """Neither feed alone settles it: the store says a is 9 of 10 right, b 10 of 10, and
+    in-process outcomes add 30 wrong answers of b."""
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    _reviewed(url, "ask", [("a=a-v1", "yes", "approve")] * 9 + [("a=a-v1", "yes", "correct")])
+    _reviewed(url, "ask", [("b=b-v1", "yes", "approve")] * 10)
+    r = router("most_accurate", [Scripted("a"), Scripted("b")], seed=3)
+    asyncio.run(r.watch(url, "wf", "ask", "label"))
+    kind = ("wf", "ask")
+    for _ in range(30):
+        r.record_outcome("b", False, kind)
+    picks = [r._most_accurate(kind, ASK)[0].alias for _ in range(50)]
+    assert picks.count("a") > 45, picks  # a: Beta(10, 2); b: Beta(11, 31)
+    asyncio.run(r.close())
 
 
 def _reviewed(url: str, step: str, answers: Sequence[tuple[str, str, str]]) -> None:
@@ -556,10 +699,10 @@ def _reviewed(url: str, step: str, answers: Sequence[tuple[str, str, str]]) -> N
 
 def test_store_outcomes_are_read_again_only_after_the_refresh_interval(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'runs.db'}"
-    _reviewed(url, "ask", [("b=b-v1", "yes", "approve")] * 3)
+    _reviewed(url, "ask", [("b=b-v1", "yes", "approve")] * 20 + [("a=a-v1", "no", "correct")] * 20)
     now = [0.0]
     a, b = Scripted("a"), Scripted("b")
-    r = router("most_accurate", [a, b], min_outcomes=3, refresh=60.0, clock=lambda: now[0])
+    r = router("most_accurate", [a, b], refresh=60.0, clock=lambda: now[0])
 
     def ask_step() -> str:
         async def call() -> str:
@@ -574,17 +717,18 @@ def test_store_outcomes_are_read_again_only_after_the_refresh_interval(tmp_path:
 
     asyncio.run(r.watch(url, "wf", "ask", "label"))
     feed = r._feed_of[("wf", "ask")]
-    assert feed.loads == 1 and feed.tallies(("wf", "ask")) == {"b=b-v1": (3, 3)}
+    assert feed.loads == 1
+    assert feed.tallies(("wf", "ask")) == {"b=b-v1": (20, 20), "a=a-v1": (0, 20)}
     assert ask_step() == "b=b-v1"
-    # b is now wrong 10 times, a right 5 times
-    _reviewed(url, "ask", [("b=b-v1", "yes", "correct")] * 10 + [("a=a-v1", "no", "approve")] * 5)
+    # b is now wrong 60 times, a right 60 times: a leads by far
+    _reviewed(url, "ask", [("b=b-v1", "yes", "correct")] * 60 + [("a=a-v1", "no", "approve")] * 60)
     now[0] = 59.0
     assert ask_step() == "b=b-v1" and feed.loads == 1  # not due: the store is not read
     now[0] = 61.0
     assert ask_step() == "b=b-v1"  # due: a read starts, this call does not wait for it
     assert feed.loads == 2
     assert ask_step() == "a=a-v1"
-    assert feed.tallies(("wf", "ask")) == {"b=b-v1": (3, 13), "a=a-v1": (5, 5)}
+    assert feed.tallies(("wf", "ask")) == {"b=b-v1": (20, 80), "a=a-v1": (60, 80)}
     asyncio.run(r.close())
 
 
@@ -730,7 +874,7 @@ def test_reviews_in_the_run_store_make_most_accurate_pick_per_step(tmp_path: Pat
 
     file = tmp_path / "wf.yaml"
     file.write_text(
-        ROUTED.format(router="strategy: most_accurate, candidates: [a, b], outcomes: {minimum: 6}"),
+        ROUTED.format(router="strategy: most_accurate, candidates: [a, b], outcomes: {seed: 0}"),
         encoding="utf-8",
     )
 
@@ -785,12 +929,12 @@ def test_a_repeated_lookup_reuses_the_router_until_a_candidate_file_changes(
         build_provider("gate", spec.models["gate"], tmp_path)
 
 
-def test_a_store_that_cannot_be_read_leaves_the_declared_order(
+def test_a_store_that_cannot_be_read_leaves_the_prior(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    r = router("most_accurate", [Scripted("a"), Scripted("b")], min_outcomes=1)
+    r = router("most_accurate", [Scripted("a"), Scripted("b")])
     asyncio.run(r.watch(f"sqlite:///{tmp_path}", "wf", "ask", "label"))  # a folder, not a file
     assert r._feed_of[("wf", "ask")].loads == 0
     assert "router outcomes: cannot read" in caplog.text
-    assert ask(r).model == "a=a-v1"
+    assert set(_shares(r, 20).values()) != {0, 20}  # no outcomes: both get calls
     asyncio.run(r.close())

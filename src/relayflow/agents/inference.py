@@ -28,7 +28,7 @@ from relayflow.agents.quality_check import read_schema, schema_validator
 from relayflow.core.result import Result, StepInfo, Usage
 from relayflow.errors import AgentError
 from relayflow.prompts.templates import PromptTemplate, prompt_hash, render
-from relayflow.providers.base import Completion, CompletionRequest, Provider
+from relayflow.providers.base import Completion, CompletionRequest, Provider, abstained
 from relayflow.providers.context import request_type
 from relayflow.schema.file import AgentConfig
 
@@ -239,6 +239,8 @@ class InferenceAgent(Agent):
         elif baseline is not None and (completion.label_scores is not None or not self._routes):
             # a router's tier without label scores (a learned model) answered as it is
             value, confidence = self._calibrated(completion, baseline, provider)
+        elif abstained(completion):  # no answer (a learned model short of labels): escalate
+            value, confidence = None, 0.0
         elif cfg.output == "label":
             value = self._label(completion.label, completion.text)
         elif cfg.output == "json":

@@ -1,8 +1,10 @@
 """The bench's event consumer: per run, the step timestamps (TTR), model time, tokens, cost,
-escalations and which steps an agent or a person finished; and the figures of those runs."""
+escalations, which steps an agent or a person finished and which router candidate answered a
+routed step; and the figures of those runs."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +57,8 @@ class RunMeasure:
     cache_misses: int = 0
     #: the item as the agents left it when the run was escalated, before a person decided
     agent_output: Mapping[str, Any] | None = None
+    #: step -> the router candidate that answered it (``versions.answered_by``, alias=version)
+    answered_by: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ttr(self) -> float | None:
@@ -65,6 +69,13 @@ class RunMeasure:
     @property
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+def as_agents_left_it(run: RunMeasure) -> RunMeasure:
+    """The run's output with the fields an escalated step held before a person changed them."""
+    if run.agent_output is None or run.output is None:
+        return run
+    return dataclasses.replace(run, output={**run.output, **run.agent_output})
 
 
 @dataclass(slots=True)
@@ -89,6 +100,7 @@ class _Run:
     cache_hits: int = 0
     cache_misses: int = 0
     agent_output: Mapping[str, Any] | None = None
+    answered_by: dict[str, str] = field(default_factory=dict)
     steps: list[StepTime] = field(default_factory=list)
     output: Mapping[str, Any] | None = None
     error: str | None = None
@@ -129,6 +141,7 @@ class _Run:
             self.cache_hits,
             self.cache_misses,
             self.agent_output,
+            dict(self.answered_by),
         )
 
 
@@ -173,6 +186,9 @@ class Collector:
                 run.cache_hits += 1
             elif event.versions.get("cache") == "miss":
                 run.cache_misses += 1
+            answered_by = event.versions.get("answered_by")
+            if isinstance(answered_by, str):
+                run.answered_by[event.step] = answered_by
             run.steps.append(
                 StepTime(
                     event.step,

@@ -127,7 +127,7 @@ def compare(
 ) -> Experiment:
     """Compare every arm with the first; pick the winner by the ``evaluate`` metric (the lower
     CPW breaks a tie; with no metric, the lowest CPW, then the fastest median TTR)."""
-    from relayflow.bench.runner import as_agents_left_it
+    from relayflow.bench.collector import as_agents_left_it
 
     scores = {name: item_scores(bench.runs, evaluate, references) for name, _s, bench in arms}
     agents = {

@@ -3,22 +3,22 @@ and a self-contained ``report.html`` whose plots are PNGs embedded as data URIs.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from relayflow.bench.formats import accuracy_text, pct, secs
+from relayflow.bench.formats import html_table as _table
+from relayflow.bench.formats import png_uri as _png
 from relayflow.core.money import money
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from relayflow.bench.compare import Experiment
-    from relayflow.bench.reviewer import Accuracy
     from relayflow.bench.runner import WorkflowBench
     from relayflow.eval.stats import Diff
 
@@ -53,25 +53,6 @@ NO_REVIEWER_NOTE = "No reviewer (--reviewer none): runs that park stay parked an
 NO_MATPLOTLIB = (
     "matplotlib is not installed, so this report has tables only: pip install matplotlib"
 )
-
-
-def secs(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f} %"
-
-
-def accuracy_text(acc: Accuracy) -> str:
-    if acc.value is None:
-        return "—"
-    ci = ""
-    if acc.low is not None and acc.high is not None:
-        ci = f" [{acc.low * 100:.1f}–{acc.high * 100:.1f}]"
-    return f"{pct(acc.value)}{ci} {acc.metric}"
 
 
 def rows(bench: WorkflowBench) -> list[tuple[str, str, str]]:
@@ -264,8 +245,10 @@ def to_json(
     meta: Mapping[str, Any],
     experiments: Sequence[Experiment] = (),
 ) -> dict[str, Any]:
-    """Everything measured: per workflow its figures and the seed's, per run, per step; per
-    workflow with variants, their comparison."""
+    """Everything measured: per workflow its figures and the seed's, per run, per step, per
+    routed step its tiers; per workflow with variants, their comparison."""
+    from relayflow.bench.tier_report import tiers_json
+
     workflows = []
     for bench in benches:
         seed = SEED.get(bench.name)
@@ -293,6 +276,7 @@ def to_json(
                 "compute_rate_per_cpu_second": bench.compute_rate,
                 "passes": [asdict(p) for p in bench.passes],
                 "steps": [asdict(s) for s in bench.steps],
+                "tiers": tiers_json(bench),
                 "runs": [_run_json(bench, run) for run in bench.runs],
             }
         )
@@ -304,10 +288,13 @@ def to_json(
 
 
 def _run_json(bench: WorkflowBench, run: Any) -> dict[str, Any]:
+    from relayflow.bench.tiers import tier_of
+
     data = asdict(run)
     del data["output"], data["first_start"], data["last_end"]
     data["ttr"] = run.ttr
     data["pass"] = bench.pass_of(run)
+    data["tiers"] = {step: tier_of(run, step) for step in run.answered_by}
     data["steps"] = [
         {
             "step": s.step,
@@ -409,28 +396,12 @@ def variant_plot(experiment: Experiment) -> str | None:
     return _png(fig)
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
     "table{border-collapse:collapse;margin:1em 0}"
     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
     "td:first-child,th:first-child{text-align:left}.seed{color:#888;font-size:90%}"
 )
-
-
-def _table(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    """An HTML table; cells are already escaped."""
-    top = "".join(f"<th>{h}</th>" for h in head)
-    lines = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in body)
-    return f"<table><tr>{top}</tr>{lines}</table>"
 
 
 def _experiments_html(experiments: Sequence[Experiment]) -> list[str]:
@@ -480,6 +451,9 @@ def render_html(
     for bench in benches:
         if bench.accuracy.reason:
             parts.append(f"<p>{esc(bench.name)}: accuracy —: {esc(bench.accuracy.reason)}</p>")
+    from relayflow.bench.tier_report import tiers_html
+
+    parts.extend(tiers_html(benches))
     parts.extend(_experiments_html(experiments))
     images = plots(benches)
     if images is None:

@@ -3,7 +3,6 @@ listening and the golden reviewer deciding parked runs, then compute the figures
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -14,10 +13,12 @@ from relayflow.bench.collector import (
     Figures,
     RunMeasure,
     StepSummary,
+    as_agents_left_it,
     figures,
     step_summaries,
 )
 from relayflow.bench.reviewer import Accuracy, GoldenReviewer, ReviewCounts, measure_accuracy
+from relayflow.bench.tiers import StepTiers, routed_steps, step_tiers
 from relayflow.errors import ConfigError
 from relayflow.learn.references import References
 
@@ -75,6 +76,8 @@ class WorkflowBench:
     agent_accuracy: Accuracy | None = None
     #: the variant of the workflow's ``variants:`` that ran (``name`` is then ``workflow@variant``)
     variant: str | None = None
+    #: per step whose model is a router: who answered its items (each candidate, a person)
+    tiers: tuple[StepTiers, ...] = ()
 
     def pass_of(self, run: RunMeasure) -> int | None:
         return next((p.index for p in self.passes if p.batch_id == run.batch_id), None)
@@ -156,14 +159,8 @@ async def bench_workflow(
         accuracy=measure_accuracy(evaluate, runs, references),
         steps=step_summaries(runs, [agent.name for agent in workflow.agents]),
         agent_accuracy=measure_accuracy(evaluate, [as_agents_left_it(r) for r in runs], references),
+        tiers=step_tiers(runs, evaluate, references, routed_steps(workflow)),
     )
-
-
-def as_agents_left_it(run: RunMeasure) -> RunMeasure:
-    """The run's output with the fields an escalated step held before a person changed them."""
-    if run.agent_output is None or run.output is None:
-        return run
-    return dataclasses.replace(run, output={**run.output, **run.agent_output})
 
 
 async def _one_pass(

@@ -92,6 +92,7 @@ def bench(
         write_json,
     )
     from relayflow.bench.runner import BenchOptions
+    from relayflow.bench.tier_report import render_tiers
 
     workflows = _load_all(files)
     if inputs is not None and len(workflows) > 1:
@@ -121,6 +122,7 @@ def bench(
     if benches:
         meta = _meta(options, location, wall)
         render_table(benches, console())
+        render_tiers(benches, console())
         render_experiments(experiments, console())
         write_json(out / "bench.json", to_json(benches, meta, experiments))
         write_html(out / "report.html", benches, meta, experiments)

@@ -85,6 +85,16 @@ class Prediction:
     abstained: bool = False
 
 
+def abstained(answer: Completion | Prediction) -> bool:
+    """Whether the model passed on the item instead of answering: no label, no text and
+    confidence 0 (a learned model that has too few labels answers so; an empty answer of
+    unknown confidence is a model's failure, not this). A router passes the call on; a step
+    records no answer with confidence 0, which its review gate escalates."""
+    if answer.label is not None or answer.confidence != 0.0:
+        return False
+    return not isinstance(answer, Completion) or not answer.text.strip()
+
+
 @runtime_checkable
 class Provider(Protocol):
     """A model behind an alias. Text providers implement ``complete``; tabular ones ``predict``."""

@@ -1,11 +1,14 @@
 """A model alias that routes each call to one of several others (``provider: router``).
 
 Strategies: ``cascade`` (ask the candidates in order until an answer's confidence reaches
-``threshold``), ``cheapest`` (lowest expected cost: declared price × recorded tokens),
-``fastest`` (lowest latency EWMA), ``most_accurate`` (highest recorded accuracy) and
+``threshold``, or the candidate's own entry of ``thresholds``; the last candidate's answer
+stands), ``cheapest`` (lowest expected cost: declared price × recorded tokens), ``fastest``
+(lowest latency EWMA), ``most_accurate`` (Thompson sampling on recorded accuracy) and
 ``weighted`` (a deterministic smooth weighted round-robin). A candidate that fails
-(ProviderError, a timeout, an open circuit breaker) passes the call to the next one in the
-strategy's order, then to ``fallbacks``. Each candidate has a circuit breaker per process.
+(ProviderError, a timeout, an open circuit breaker) or abstains (no label, no text,
+confidence 0: a learned model with too few labels) passes the call to the next one in the
+strategy's order; ``fallbacks`` are tried when no candidate answered. An abstention is
+returned only when nothing answered. Each candidate has a circuit breaker per process.
 
 Metrics are kept per (request type, candidate). The request type is the inference step the
 call is for, ``(workflow, step)``, which the agent sets in ``models.context.request_type``;
@@ -13,9 +16,14 @@ outside a step it is the shape of the request: for a completion its system promp
 whether it has an output schema, and max_tokens; for a prediction its feature names. Every
 candidate's record is its alias and version, so a retrained model starts afresh.
 
-``most_accurate`` ranks on outcomes: those fed in-process (``record_outcome``) plus those the
-run store holds for the step (review decisions and labels, providers/outcomes.py), which the
-inference agent asks the router to ``watch``.
+``most_accurate`` explores: per call it draws each candidate's accuracy from its Beta(1 +
+right, 1 + wrong) posterior and asks the highest draw first, then the others by posterior mean.
+A candidate without outcomes draws from Beta(1, 1) and so gets some calls; as outcomes come in
+the best one gets most of them. The outcomes are those fed in-process (``record_outcome``) plus
+those the run store holds for the step (review decisions and labels, providers/outcomes.py),
+which the inference agent asks the router to ``watch``. The draws come from one
+``random.Random`` per router, seeded with ``seed`` (default: the router's alias), so the same
+seed and outcomes give the same choices.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
@@ -30,7 +39,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from relayflow.errors import ProviderError
-from relayflow.providers.base import Completion, CompletionRequest, Prediction, Price, Provider
+from relayflow.providers.base import (
+    Completion,
+    CompletionRequest,
+    Prediction,
+    Price,
+    Provider,
+    abstained,
+)
 from relayflow.providers.breaker import CircuitBreaker
 from relayflow.providers.context import request_type
 from relayflow.providers.outcomes import OutcomeFeed, Tallies
@@ -43,8 +59,6 @@ EWMA_ALPHA = 0.2
 WARMUP_CALLS = 3
 #: request types remembered per candidate (a workflow has a handful; this bounds a misuse)
 MAX_TYPES = 1024
-#: most_accurate: judged answers a candidate needs before its accuracy ranks it
-MIN_OUTCOMES = 20
 #: most_accurate: seconds between two reads of the run store's outcomes
 REFRESH_SECONDS = 60.0
 
@@ -148,27 +162,41 @@ class RouterProvider:
         *,
         fallbacks: Sequence[Route] = (),
         threshold: float | None = None,
+        thresholds: Sequence[float] | None = None,
         weights: Mapping[str, float] | None = None,
         timeout: float | None = None,
         metrics: Metrics = METRICS,
-        min_outcomes: int = MIN_OUTCOMES,
         refresh: float = REFRESH_SECONDS,
+        seed: int | str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not candidates:
             raise ProviderError(f"models.{name}: a router needs at least one candidate")
-        if strategy == "cascade" and threshold is None:
+        if strategy == "cascade" and threshold is None and thresholds is None:
             raise ProviderError(f"models.{name}: strategy cascade needs a threshold")
+        if thresholds is not None and len(thresholds) != len(candidates) - 1:
+            raise ProviderError(
+                f"models.{name}: {len(thresholds)} thresholds for {len(candidates)} candidates "
+                "— give one per candidate except the last"
+            )
         self.name = name
         self.strategy = strategy
         self.candidates = tuple(candidates)
         self.fallbacks = tuple(fallbacks)
-        self._fallback_set = frozenset(id(r) for r in self.fallbacks)
         self.threshold = threshold
+        #: cascade: the confidence the answer of candidate i needs to stop there (none for
+        #: the last candidate: its answer stands)
+        self.thresholds: tuple[float, ...] = (
+            tuple(thresholds)
+            if thresholds is not None
+            else (threshold or 0.0,) * (len(self.candidates) - 1)
+        )
         self.timeout = timeout
         self.metrics = metrics
-        self.min_outcomes = min_outcomes
         self.refresh = refresh
+        #: most_accurate's draws (a str seed is hashed by random, the same in every process)
+        self._rng = random.Random(name if seed is None else seed)  # noqa: S311 - routing, no secret
+        self._rng_lock = threading.Lock()
         self._clock = clock
         #: the run stores' outcomes: one feed per store URL, and the feed of each request type
         self._feeds: dict[str, OutcomeFeed] = {}
@@ -179,13 +207,15 @@ class RouterProvider:
             raise ProviderError(f"models.{name}: weighted needs a positive weight")
         self._current = [0.0] * len(self.candidates)  # smooth weighted round-robin state
         self._wrr_lock = threading.Lock()
-        settings = {
+        settings: dict[str, Any] = {
             "strategy": strategy,
             "threshold": threshold,
             "weights": self._weights if strategy == "weighted" else None,
             "candidates": [[r.alias, r.provider.version] for r in self.candidates],
             "fallbacks": [[r.alias, r.provider.version] for r in self.fallbacks],
         }
+        if thresholds is not None:  # only when set: the versions of existing routers stay
+            settings["thresholds"] = list(thresholds)
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
         self.version = f"router:{strategy}@{digest[:12]}"
         self._order = {
@@ -290,27 +320,31 @@ class RouterProvider:
         return [self.candidates[i] for i in order]
 
     def _most_accurate(self, kind: Hashable, request: CompletionRequest | None) -> Sequence[Route]:
-        """Candidates with ``min_outcomes`` judged answers, most accurate first (Beta(1, 1)
-        posterior mean: (right + 1) / (judged + 2); ties keep the declared order), then the
-        others in declared order."""
+        """Thompson sampling: the candidate whose accuracy, drawn from its Beta(1 + right,
+        1 + wrong) posterior, is highest; then the others (for failures) by posterior mean
+        (right + 1) / (judged + 2), ties in declared order."""
+        if len(self.candidates) == 1:
+            return self.candidates
         feed = self._feed_of.get(kind) if self._feed_of else None
         stored: Tallies | None = None
         if feed is not None and isinstance(kind, tuple):
             stored = feed.tallies(kind)
-        ranked: list[tuple[float, int]] = []
-        unproven: list[int] = []
-        for index, route in enumerate(self.candidates):
+        tallies: list[tuple[int, int]] = []
+        for route in self.candidates:
             stats = self.metrics.get(route.key, kind)
             correct, judged = stats.correct, stats.judged
             if stored:
                 more_correct, more_judged = stored.get(_answer_name(route), (0, 0))
                 correct, judged = correct + more_correct, judged + more_judged
-            if judged >= self.min_outcomes:
-                ranked.append((-(correct + 1) / (judged + 2), index))
-            else:
-                unproven.append(index)
-        ranked.sort()
-        return [self.candidates[i] for i in (*(i for _, i in ranked), *unproven)]
+            tallies.append((correct, judged))
+        with self._rng_lock:  # one stream per router: the same seed gives the same choices
+            draws = [self._rng.betavariate(1 + c, 1 + j - c) for c, j in tallies]
+        best = max(range(len(draws)), key=draws.__getitem__)
+        rest = sorted(
+            (i for i in range(len(tallies)) if i != best),
+            key=lambda i: (-(tallies[i][0] + 1) / (tallies[i][1] + 2), i),
+        )
+        return [self.candidates[best], *(self.candidates[i] for i in rest)]
 
     def _weighted(self, kind: Hashable, request: CompletionRequest | None) -> Sequence[Route]:
         # smooth weighted round-robin (nginx): exact shares, spread out, no randomness
@@ -340,24 +374,40 @@ class RouterProvider:
     ) -> T:
         order: Sequence[Route] = self._order(kind, request)
         cascade = self.strategy == "cascade"
-        threshold = self.threshold or 0.0
         spent = _Spent()
         answer: tuple[T, Route] | None = None  # the latest answer (a cascade's unsure one)
+        abstention: tuple[T, Route] | None = None  # the latest, returned if nothing answered
         errors: list[str] = []
-        for route in (*order, *self.fallbacks) if self.fallbacks else order:
+        last = len(order) - 1
+        for index, route in enumerate(order):
             result = await self._attempt(route, kind, call, usage, spent, errors)
             if result is None:
                 continue
+            if abstained(result):
+                abstention = (result, route)
+                continue
             answer = (result, route)
-            if not cascade or id(route) in self._fallback_set:
+            if not cascade or index == last:
                 break
             confidence = _confidence(result)
-            if confidence is not None and confidence >= threshold:
+            if confidence is not None and confidence >= self.thresholds[index]:
+                break
+        if answer is None:  # every candidate failed or abstained
+            for route in self.fallbacks:
+                result = await self._attempt(route, kind, call, usage, spent, errors)
+                if result is None:
+                    continue
+                if abstained(result):
+                    abstention = (result, route)
+                    continue
+                answer = (result, route)
                 break
         if answer is None:
+            answer = abstention
+        if answer is None:
             raise ProviderError(f"models.{self.name}: every candidate failed — {'; '.join(errors)}")
-        # a cascade whose bigger models failed keeps the unsure answer it has: the step's
-        # review gate still sees its low confidence
+        # a cascade whose bigger models failed (or abstained) keeps the unsure answer it has:
+        # the step's review gate still sees its low confidence
         result, route = answer
         model = f"{route.alias}={result.model or route.provider.version}"
         # built field by field: dataclasses.replace costs several µs a call

@@ -6,7 +6,7 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -27,12 +27,16 @@ STRATEGIES = ("cascade", "cheapest", "fastest", "most_accurate", "weighted")
 
 class OutcomesSpec(_Strict):
     """How ``strategy: most_accurate`` uses the outcomes recorded in the run store (review
-    decisions and labels of the answers each candidate gave; providers/outcomes.py): a candidate
-    is ranked on its accuracy once it has ``minimum`` outcomes for the step, and the store is
-    read again at most every ``refresh`` seconds."""
+    decisions and labels of the answers each candidate gave; providers/outcomes.py): each call
+    goes to the candidate with the highest accuracy drawn from its posterior (Thompson
+    sampling, providers/router.py), the draws seeded by ``seed`` (default: the router's alias);
+    the store is read again at most every ``refresh`` seconds."""
 
-    minimum: int = Field(default=20, ge=1)
     refresh: float = Field(default=60.0, gt=0)
+    seed: int | None = None
+    #: no longer used (a candidate used to need this many outcomes to rank): accepted only to
+    #: say so, since sampling gives a candidate without outcomes calls of its own
+    minimum: int | None = None
 
 
 class RouterConfig(ProviderConfig):
@@ -45,6 +49,8 @@ class RouterConfig(ProviderConfig):
     candidates: list[str] = Field(default_factory=list)
     #: cascade: an answer whose confidence is under this goes on to the next candidate
     threshold: float | None = Field(default=None, ge=0, le=1)
+    #: cascade, instead of ``threshold``: one per candidate except the last (whose answer stands)
+    thresholds: list[Annotated[float, Field(ge=0, le=1)]] | None = None
     #: weighted: the share of calls per candidate (any positive numbers; normalised)
     weights: dict[str, float] = Field(default_factory=dict)
     #: aliases tried in order when every candidate failed (error, timeout, open breaker)
@@ -117,11 +123,12 @@ class RouterConfig(ProviderConfig):
                 candidates,
                 fallbacks=fallbacks,
                 threshold=self.threshold,
+                thresholds=self.thresholds,
                 weights=self.weights,
                 # a per-attempt limit only when the router sets one: candidates have their own
                 timeout=self.timeout if "timeout" in self.model_fields_set else None,
-                min_outcomes=self.outcomes.minimum,
                 refresh=self.outcomes.refresh,
+                seed=self.outcomes.seed,
             )
 
         return cache.cached(key, make), tuple(files)
@@ -164,21 +171,21 @@ def _check_router(
             f"{', '.join(map(repr, overlap))} is already a candidate",
             "a fallback is tried after every candidate failed: name other aliases",
         )
-    if spec.strategy == "cascade" and spec.threshold is None:
-        at(
-            alias,
-            ("threshold",),
-            "strategy cascade needs a threshold",
-            "set threshold: 0.8 (an answer less confident than this goes to the next candidate)",
-        )
-    if spec.strategy != "cascade" and spec.threshold is not None:
-        at(alias, ("threshold",), "threshold applies to strategy cascade only", "remove it")
+    _check_thresholds(alias, spec, at)
     if spec.strategy == "weighted":
         _check_weights(alias, spec, at)
     elif spec.weights:
         at(alias, ("weights",), "weights apply to strategy weighted only", "remove them")
     if spec.strategy != "most_accurate" and "outcomes" in spec.model_fields_set:
         at(alias, ("outcomes",), "outcomes apply to strategy most_accurate only", "remove them")
+    elif "minimum" in spec.outcomes.model_fields_set:
+        at(
+            alias,
+            ("outcomes", "minimum"),
+            "no longer used: most_accurate samples every candidate's accuracy from its "
+            "outcomes so far, so a candidate without outcomes gets calls without waiting",
+            "remove it",
+        )
     for name in ("model", "version"):
         if name in spec.model_fields_set:
             at(
@@ -186,6 +193,40 @@ def _check_router(
                 (name,),
                 f"a router has no `{name}`: its candidates do",
                 "set it on the candidate's own entry",
+            )
+
+
+def _check_thresholds(alias: str, spec: RouterConfig, at: Report) -> None:
+    if spec.strategy != "cascade":
+        for key in ("threshold", "thresholds"):
+            if getattr(spec, key) is not None:
+                at(alias, (key,), f"{key} applies to strategy cascade only", "remove it")
+        return
+    if spec.threshold is None and spec.thresholds is None:
+        at(
+            alias,
+            ("threshold",),
+            "strategy cascade needs a threshold",
+            "set threshold: 0.8 (an answer less confident than this goes to the next "
+            "candidate), or thresholds: with one per candidate except the last",
+        )
+    elif spec.threshold is not None and spec.thresholds is not None:
+        at(
+            alias,
+            ("thresholds",),
+            "set either threshold or thresholds, not both",
+            "keep threshold: for one threshold for every candidate, or thresholds: for one each",
+        )
+    elif spec.thresholds is not None and spec.candidates:
+        wanted = len(spec.candidates) - 1
+        if len(spec.thresholds) != wanted:
+            example = ", ".join(["0.8"] * wanted)
+            at(
+                alias,
+                ("thresholds",),
+                f"{len(spec.thresholds)} thresholds for {len(spec.candidates)} candidates: "
+                "a cascade has one per candidate except the last (whose answer stands)",
+                f"list {wanted}: thresholds: [{example}]",
             )
 
 
