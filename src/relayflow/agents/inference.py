@@ -234,13 +234,12 @@ class InferenceAgent(Agent):
             completion = await provider.complete(request)
         value: Any
         confidence = completion.confidence
-        if completion.abstained:  # no tier was sure enough to answer: a person decides
+        passed_on = abstained(completion)
+        if passed_on:  # no answer (a learned model short of labels): a person decides
             value, confidence = None, 0.0
         elif baseline is not None and (completion.label_scores is not None or not self._routes):
             # a router's tier without label scores (a learned model) answered as it is
             value, confidence = self._calibrated(completion, baseline, provider)
-        elif abstained(completion):  # no answer (a learned model short of labels): escalate
-            value, confidence = None, 0.0
         elif cfg.output == "label":
             value = self._label(completion.label, completion.text)
         elif cfg.output == "json":
@@ -255,7 +254,7 @@ class InferenceAgent(Agent):
         }
         if self._routes:  # a router: the candidate that answered
             versions["answered_by"] = completion.model
-        if completion.abstained:
+        if passed_on:
             versions["abstained"] = "true"
         if baseline is not None:
             versions["calibration"] = baseline.version

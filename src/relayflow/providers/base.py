@@ -90,6 +90,8 @@ def abstained(answer: Completion | Prediction) -> bool:
     confidence 0 (a learned model that has too few labels answers so; an empty answer of
     unknown confidence is a model's failure, not this). A router passes the call on; a step
     records no answer with confidence 0, which its review gate escalates."""
+    if answer.abstained:
+        return True
     if answer.label is not None or answer.confidence != 0.0:
         return False
     return not isinstance(answer, Completion) or not answer.text.strip()

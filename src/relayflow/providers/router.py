@@ -423,6 +423,7 @@ class RouterProvider:
                 label_scores=result.label_scores,
                 cost=spent.cost,
                 calls=spent.calls,
+                abstained=result.abstained,
             )
         return Prediction(
             label=result.label,
@@ -432,6 +433,7 @@ class RouterProvider:
             model=model,
             cost=spent.cost,
             calls=spent.calls,
+            abstained=result.abstained,
         )
 
     async def _attempt(
