@@ -117,4 +117,6 @@ def _reason(measured: Measured, objective: Objective, step: StepStats, share: fl
     text = f"{step.step} has {share:.0%} of the {name} ({detail})"
     if objective == "escalations" and step.confidence_from is not None:
         text += f"; the confidence it gates on comes from {step.confidence_from}"
+    if objective == "failures" and step.top_error is not None:
+        text += f"; most often: {step.top_error}"
     return text

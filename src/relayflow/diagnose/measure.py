@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 #: the confidence a gate reads
 GATES = frozenset({"quality_check", "human_review"})
 _MISSING = object()
+#: an error is quoted up to this many characters
+MAX_ERROR = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class StepStats:
     corrected: int = 0
     #: the step whose confidence this gate read, in most of the runs it escalated
     confidence_from: str | None = None
+    #: the error its failed runs ended with most often
+    top_error: str | None = None
 
     @property
     def cost(self) -> float:
@@ -127,6 +131,7 @@ class _Tally:
     wrong: float = 0.0
     corrected: int = 0
     sources: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
 
     def freeze(self, step: str) -> StepStats:
         source = self.sources.most_common(1)[0][0] if self.sources else None
@@ -146,6 +151,7 @@ class _Tally:
             wrong=self.wrong,
             corrected=self.corrected,
             confidence_from=source,
+            top_error=self.errors.most_common(1)[0][0] if self.errors else None,
         )
 
 
@@ -245,6 +251,8 @@ def _time_and_cost(tally: _Tally, record: StepRecord, rate: float) -> None:
     if record.status == "failed":
         tally.failures += max(1, record.attempt)
         tally.failed_runs += 1
+        if record.error:
+            tally.errors[record.error[:MAX_ERROR]] += 1
     elif record.attempt > 1:
         tally.failures += record.attempt - 1
     if record.started is not None and record.ended is not None:

@@ -92,8 +92,25 @@ def summary_lines(d: Diagnosis) -> list[str]:
         )
         if b.chosen_by == "by the rule":
             lines.append(f"rule: {RULE}")
+        objective = OBJECTIVE_NAMES[b.objective]
         if not b.knobs:
             lines.append(f"{b.step} has no setting the optimizer searches")
+        elif not any(k.moves(b.objective) for k in b.knobs):
+            fix = (
+                "fix the step itself (see its failed runs: `relayflow runs list --status failed`)"
+                if b.objective == "failures"
+                else "change the step itself (its script, its settings)"
+            )
+            lines.append(
+                f"no setting the optimizer searches moves the {objective} of {b.step}: {fix}; "
+                "its other knobs are below"
+            )
+    covered = sum(s.seconds for s in m.steps)
+    if t.run_seconds > 0:
+        lines.append(
+            f"the steps' own seconds are {pct(covered / t.run_seconds)} of the runs' time; "
+            "the rest is between steps (the runner, the store, waiting for a slot)"
+        )
     lines.extend(f"note: {n}" for n in m.notes)
     return lines
 
