@@ -34,6 +34,7 @@ def test_without_runs_it_says_what_to_run_first(cli: Cli) -> None:
     assert lines[0].startswith("error: no runs of workflow 'graded'")
     assert f"relayflow bench {wf}" in lines[0] and "relayflow run" in lines[0]
     assert "Traceback" not in result.output
+    assert not cli.store_path.parent.exists()  # reading creates no store
 
 
 def test_a_batch_that_does_not_exist_is_one_line(cli: Cli) -> None:

@@ -285,3 +285,16 @@ def test_an_escalating_gate_points_at_the_confidence_it_reads(tmp_path: Path) ->
     assert kinds[0] == ("Gate", "escalation_threshold")
     assert ("Classify", "learned") in kinds and ("Classify", "model") in kinds
     assert d.measured.totals.by_status.get("waiting_review") == 1
+
+
+def test_a_cascade_and_a_gate_on_confidence_have_their_knobs() -> None:
+    root = Path(__file__).resolve().parents[2] / "examples" / "fraud_detection"
+    workflow = load_spec(root / "workflow_cascade.yaml")
+    configs = {a.name: a for a in workflow.agents}
+    score = {k.kind: k for k in step_knobs(workflow, configs["Score"])}
+    assert set(score) == {"model", "cascade", "learned"}  # scores features: no prompt
+    cascade = score["cascade"]
+    assert cascade.setting == "models.phishing_cascade.threshold"
+    assert "[phishing_small, phishing]" in cascade.current and "0.85" in cascade.current
+    (gate,) = step_knobs(workflow, configs["GreyZone"])
+    assert gate.kind == "escalation_threshold" and "0.7" in gate.tries

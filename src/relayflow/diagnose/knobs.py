@@ -120,7 +120,7 @@ def _model(
 ) -> Knob:
     others = [a for a in models if a != alias]
     if others:
-        tries = "the other aliases of models:: " + ", ".join(others)
+        tries = "the other aliases under models: " + ", ".join(others)
     else:
         tries = "another model: declare a smaller or a larger one under models: to compare"
     provider = getattr(models.get(alias), "provider", None)

@@ -350,6 +350,9 @@ class _Scoring:
         self.references = references
         self.metric = self.evaluate.metric if self.evaluate is not None else None
         self.notes: list[str] = []
+        if self.metric == "f1":  # a corpus metric: one item is right or wrong
+            self.metric = "accuracy"
+            self.notes.append("f1 is a metric of the whole set: each item is judged right or wrong")
         self.unattributed = 0
         self._unscorable = 0
         self._notes = notes

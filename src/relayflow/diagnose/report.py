@@ -116,23 +116,26 @@ def summary_lines(d: Diagnosis) -> list[str]:
 
 
 def render_table(d: Diagnosis, console: Console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"relayflow diagnose {d.workflow}: each step's share (★ the bottleneck)")
+    table = Table(
+        title=f"relayflow diagnose {escape(d.workflow)}: each step's share (★ the bottleneck)"
+    )
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("step", "type") else "right")
     for step in d.measured.steps:
         bold = d.bottleneck is not None and d.bottleneck.step == step.step
-        table.add_row(*step_cells(d, step), style="bold" if bold else None)
+        table.add_row(*map(escape, step_cells(d, step)), style="bold" if bold else None)
     console.print(table)
     for line in summary_lines(d):
         console.print(line, markup=False, soft_wrap=True)
     if d.bottleneck is not None and d.bottleneck.knobs:
-        knobs = Table(title=f"what relayflow optimize would try for {d.bottleneck.step}")
+        knobs = Table(title=f"what relayflow optimize would try for {escape(d.bottleneck.step)}")
         for column in KNOB_COLUMNS:
-            knobs.add_column(column)
+            knobs.add_column(column, overflow="fold")
         for knob in d.bottleneck.knobs:
-            knobs.add_row(*knob_cells(knob))
+            knobs.add_row(*map(escape, knob_cells(knob)))
         console.print(knobs)
 
 
