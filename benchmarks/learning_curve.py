@@ -41,11 +41,12 @@ def fresh_copy(folder: Path) -> Path:
 
 
 async def stream(workflow_file: Path, store: str, limit: int) -> list[dict[str, Any]]:
+    from rich.progress import Progress
+
     import relayflow
     from relayflow.bench.reviewer import GoldenReviewer, matches
     from relayflow.engine.batch import source_agent, source_records
     from relayflow.learn.references import References
-    from rich.progress import Progress
 
     workflow = relayflow.load_workflow(workflow_file)
     evaluate = workflow.spec.evaluate

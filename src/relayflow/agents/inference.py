@@ -9,6 +9,7 @@ record and subtracts them from every item's label scores before picking the answ
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import re
@@ -312,7 +313,8 @@ class InferenceAgent(Agent):
             assert self._template is not None  # noqa: S101 - invariant: calibrate implies a prompt (checked in prepare)
             record = content_free(dict(data))
             prompt = render(self._template, {"data": record, **record, "confidence": None})
-            completion = await provider.complete(self._request(prompt))
+            request = dataclasses.replace(self._request(prompt), needs_label_scores=True)
+            completion = await provider.complete(request)
             scores = self._label_scores(completion, provider, "the content-free baseline")
             baseline = _Baseline(scores, prompt_hash(self._hashed(prompt)), model)
             self._baseline = baseline

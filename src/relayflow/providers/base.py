@@ -43,6 +43,9 @@ class CompletionRequest:
     stop: Sequence[str] = ()
     seed: int | None = 0
     text: str | None = None
+    #: the caller needs ``label_scores`` (a calibration baseline): a model that cannot give
+    #: them abstains, so a router asks one that can
+    needs_label_scores: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,7 @@ class LearnedProvider:
     async def complete(self, request: CompletionRequest) -> Completion:
         started = time.perf_counter()
         model = self._model if self._model is not None else await asyncio.to_thread(self._load)
-        if model is None:
+        if model is None or request.needs_label_scores:
             return self._abstain(started)
         text = request.text if request.text is not None else request.prompt
         answer = model.predict([text])[0]

@@ -38,6 +38,8 @@ Featurizer = Literal["wordllama", "tfidf"]
 
 #: a label seen fewer times than this is not learned (the model abstains rather than guess it)
 MIN_PER_LABEL = 3
+#: the class of the texts whose labels were seen too rarely to learn (never answered)
+OTHER = "\x00other"
 #: the most folds the probability calibration uses (fewer when a label has fewer examples)
 CALIBRATION_FOLDS = 5
 
@@ -175,7 +177,16 @@ class TextLabelModel:
         self._features, self._head = None, None
         if len(kept) < 2:
             return self
-        rows = [(t, y) for t, y in zip(texts, labels, strict=True) if y in kept]
+        # The texts of the labels seen too rarely to learn are one more class, "none of the
+        # learned labels": an item like them gets a low probability for every learned label
+        # and is passed on, where a model that never saw them would force one of its labels
+        # on it, sure of itself (early on, most labels are rare).
+        rare = sum(self.skipped.values())
+        rows = [
+            (t, y if y in kept else OTHER)
+            for t, y in zip(texts, labels, strict=True)
+            if y in kept or rare >= self.min_per_label
+        ]
         train_texts = [t for t, _ in rows]
         train_labels = [y for _, y in rows]
         features = features_of(self.featurizer).fit(train_texts)
@@ -287,5 +298,8 @@ def _calibrated_head(x: Any, labels: Sequence[str], folds: int, seed: int) -> An
 
 def _answer(classes: list[str], row: np.ndarray) -> Answer:
     ranked = sorted(zip(classes, (float(p) for p in row), strict=True), key=lambda cp: -cp[1])
+    learned = tuple((c, p) for c, p in ranked if c != OTHER)
     label, confidence = ranked[0]
-    return Answer(label, confidence, tuple(ranked))
+    if label == OTHER:  # most like the labels it has not learned: pass it on
+        return Answer(None, 0.0, learned)
+    return Answer(label, confidence, learned)
