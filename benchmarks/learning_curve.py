@@ -50,7 +50,7 @@ async def stream(workflow_file: Path, store: str, limit: int) -> list[dict[str, 
 
     workflow = relayflow.load_workflow(workflow_file)
     evaluate = workflow.spec.evaluate
-    assert evaluate is not None
+    assert evaluate is not None  # noqa: S101 - the example has an evaluate: section
     references = References(evaluate, workflow.base_dir)
     reviewer = GoldenReviewer(references)
     rows: list[dict[str, Any]] = []
@@ -62,7 +62,7 @@ async def stream(workflow_file: Path, store: str, limit: int) -> list[dict[str, 
                 started = time.perf_counter()
                 result = await runner.run(record, item_key=str(record.get("id")))
                 escalated = result.status == "waiting_review"
-                assert runner.store is not None
+                assert runner.store is not None  # noqa: S101 - the runner was given one
                 steps = {s.step: s for s in runner.store.steps(result.run_id)}
                 classify = steps["ClassifyIntent"]
                 answer = (classify.output or {}).get(evaluate.prediction)
