@@ -41,7 +41,7 @@ MIN_PER_LABEL = 3
 #: the class of the texts whose labels were seen too rarely to learn (never answered)
 OTHER = "\x00other"
 #: the most folds the probability calibration uses (fewer when a label has fewer examples)
-CALIBRATION_FOLDS = 5
+CALIBRATION_FOLDS = 3
 
 
 class Features(Protocol):
@@ -289,9 +289,12 @@ def _calibrated_head(x: Any, labels: Sequence[str], folds: int, seed: int) -> An
     from sklearn.linear_model import LogisticRegression
 
     head = CalibratedClassifierCV(
-        LogisticRegression(C=10.0, max_iter=2000, random_state=seed),
+        LogisticRegression(C=1.0, max_iter=2000, random_state=seed),
         method="temperature",
         cv=folds,
+        # one head fitted on every example, its temperature from the folds' predictions: a
+        # prediction costs one model, not one per fold
+        ensemble=False,
     )
     return head.fit(x, list(labels))
 
