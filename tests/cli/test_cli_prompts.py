@@ -70,7 +70,7 @@ def test_label_show_and_diff(cli: Cli, project: Path) -> None:
     assert f"Ask@v2 → {prompt_hash(V2)}" in labelled.stderr
     promoted = cli("prompts", "label", f"Ask@{prompt_hash(V1)[:6]}", "production")
     assert promoted.exit_code == 0, promoted.output
-    assert (cli.folder / "ask.jinja").read_text() == V1  # production is what the file holds
+    assert (cli.folder / "ask.jinja").read_text() == V2  # the file stays the user's
     assert [r["labels"] for r in _listed(cli)] == [["v2"], ["production"]]
 
     shown = cli("prompts", "show", "v2")

@@ -122,12 +122,14 @@ def test_corrected_answers_become_few_shot_examples_and_win(tmp_path: Path) -> N
     assert outcome.scores.candidate == 1.0 and outcome.scores.parent < 0.8
     assert outcome.train_rows == 5, "five examples at most"
     assert len(model.prompts) == 2 * outcome.golden_rows, "each golden item, with each prompt"
-    text = (tmp_path / "prompt.jinja").read_text()
-    assert text.endswith(TEMPLATE) and strip_examples(text) == TEMPLATE
+    # the user's template file is theirs: the promoted version lives in the registry
+    assert (tmp_path / "prompt.jinja").read_text() == TEMPLATE
     with Registry(store) as registry:
         production = registry.production("Classify")
-        assert production is not None and production.artifact == text
+        assert production is not None and production.version == outcome.candidate
         assert production.card["data"]["examples"] == 5
+        text = production.artifact
+    assert text.endswith(TEMPLATE) and strip_examples(text) == TEMPLATE
     rendered = render(PromptTemplate(None, text), {"text": "Give me my money back"})
     assert rendered.startswith("Examples of inputs and their correct output:")
     assert rendered.count("Output: refund") == 5 and "{#" not in rendered
@@ -137,11 +139,15 @@ def test_corrected_answers_become_few_shot_examples_and_win(tmp_path: Path) -> N
 
     # a second retrain replaces the block instead of stacking another one
     again = _retrain(path, store, ExampleFollower())
-    assert again.decision in ("unchanged", "rejected")
-    assert (tmp_path / "prompt.jinja").read_text().count("relayflow:few-shot begin") == 1
-
+    # (the step is not pinned: it reads its file, so the same candidate is judged against it)
+    assert again.candidate == outcome.candidate
+    assert "pin `prompt_template: prompt.jinja@production`" in outcome.note
     with Registry(store) as registry:
+        production = registry.production("Classify")
+        assert production is not None
+        assert production.artifact.count("relayflow:few-shot begin") == 1
         registry.rollback("Classify")
+        assert registry.production("Classify").artifact == TEMPLATE  # type: ignore[union-attr]
     assert (tmp_path / "prompt.jinja").read_text() == TEMPLATE
 
 

@@ -133,9 +133,11 @@ def test_prompts_are_text_and_an_inline_prompt_writes_no_file(
         Candidate("Classify", "prompt", b"Examples...\nClassify {{ text }}", target=template)
     )
     registry.promote("Classify", better.version)
-    assert template.read_text() == "Examples...\nClassify {{ text }}"
-    registry.rollback("Classify")
+    # a promotion never rewrites the user's template: the registry holds the version
     assert template.read_text() == "Classify {{ text }}"
+    assert registry.production("Classify").artifact == "Examples...\nClassify {{ text }}"  # type: ignore[union-attr]
+    registry.rollback("Classify")
+    assert registry.production("Classify").artifact == "Classify {{ text }}"  # type: ignore[union-attr]
 
     inline = registry.adopt("Inline", "prompt", None, content=b"Answer {{ q }}")
     assert inline.target is None and inline.status == "production"

@@ -87,7 +87,7 @@ def test_labels_move_and_production_is_the_promoted_version(
 
     registry.set_label("Ask", "production", v1.version)
     assert registry.production("Ask").version == v1.version  # type: ignore[union-attr]
-    assert (tmp_path / "ask.jinja").read_text() == "one {{ q }}"  # written where it is read
+    assert (tmp_path / "ask.jinja").read_text() == "two {{ q }}"  # the user's file is untouched
     assert registry.labels("Ask")[("Ask", "production")] == v1.version
     assert [v.labels for v in prompt_versions(registry)] == [("v3",), ("production",)]
 

@@ -77,6 +77,7 @@ def retrain(
                 "production": outcome.production,
                 "golden": outcome.scores.as_dict(),
                 "train_rows": outcome.train_rows,
+                "note": outcome.note,
             }
         )
         return
@@ -120,5 +121,7 @@ def _print(outcome: RetrainOutcome) -> None:
     for what, value in rows:
         table.add_row(Text(what), Text(value))
     console().print(table)
+    if outcome.decision == "promoted" and outcome.kind == "prompt":
+        note(outcome.note.rpartition("; ")[2])  # how to run it: pin the label
     if outcome.decision == "rejected":
         note(f"kept {outcome.production} in production: the candidate was not better")

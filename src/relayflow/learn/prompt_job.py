@@ -5,6 +5,7 @@ set by running the step itself with each prompt."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -213,6 +214,13 @@ async def retrain_prompt(
             card=card,
         ),
     )
-    return await asyncio.to_thread(
+    outcome = await asyncio.to_thread(
         decide, registry, target, registered.version, production.version, scores, len(examples)
     )
+    if outcome.decision == "promoted" and target.label is None and target.path is not None:
+        # the registry holds it; the user's file is never rewritten
+        pin = f"prompt_template: {target.step.prompt_template}@production"
+        outcome = dataclasses.replace(
+            outcome, note=f"{outcome.note}; the step reads its file: pin `{pin}` to run it"
+        )
+    return outcome

@@ -357,19 +357,20 @@ class Registry:
         return stack
 
     def _materialise(self, chosen: ModelVersion, current: ModelVersion | None) -> None:
+        if chosen.kind == "prompt":
+            # a prompt version lives in the registry only: the user's template file is theirs,
+            # and a step runs a promoted version by pinning it (reply.jinja@production)
+            return
         target = chosen.target or (current.target if current is not None else None)
         if target is None:
-            return  # an inline prompt: the registry is the only place it lives
-        if chosen.kind == "prompt":
-            content = chosen.artifact.encode("utf-8")
-        else:
-            try:
-                content = Path(chosen.artifact).read_bytes()
-            except OSError as exc:
-                raise StoreError(
-                    f"the artifact of {chosen.name} {chosen.version} is missing ({exc.strerror}):"
-                    f" {chosen.artifact}"
-                ) from exc
+            return
+        try:
+            content = Path(chosen.artifact).read_bytes()
+        except OSError as exc:
+            raise StoreError(
+                f"the artifact of {chosen.name} {chosen.version} is missing ({exc.strerror}):"
+                f" {chosen.artifact}"
+            ) from exc
         try:
             write_atomically(Path(target), content)
         except OSError as exc:
