@@ -324,3 +324,12 @@ def test_an_unknown_split_names_the_splits_there_are(cli: Cli) -> None:
     assert result.exit_code == 1
     assert "no golden record is in split 'test'; its splits: dev, holdout" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_bench_split_measures_only_that_split(cli: Cli) -> None:
+    wf = _split_project(cli)
+    result = cli("bench", wf, "--split", "holdout", "--warmup", "0", "--out", cli.folder / "b")
+    assert result.exit_code == 0, result.output
+    bench = json.loads((cli.folder / "b" / "bench.json").read_text())
+    [measured] = bench["workflows"]
+    assert measured["figures"]["runs"] == 3  # i0, i2, i4 of the six items

@@ -45,6 +45,8 @@ class BenchOptions:
     #: reuse cached step results (off by default: warm-up and repeated passes would otherwise
     #: measure the cache, not the workflow)
     cache: bool = False
+    #: only the items whose ``evaluate.key`` is one of these (``--split``)
+    keys: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,8 @@ async def bench_workflow(
         workflow, store=store, consumers=listeners, use_cache=options.cache
     ) as runner:
         pick = items or _source_items(runner)
+        if options.keys is not None:
+            pick = _only(pick, options.keys, evaluate.key if evaluate is not None else "id")
         if options.warmup > 0:
             if on_phase is not None:
                 on_phase("warmup", None)
@@ -196,6 +200,12 @@ async def _decide(runner: Runner, reviewer: GoldenReviewer, result: RunResult) -
             return result
         result = await reviewer.review(runner, result)
     return result
+
+
+def _only(pick: Items, keys: frozenset[str], key_field: str) -> Items:
+    from relayflow.engine.batch import only_keys
+
+    return lambda limit: only_keys(pick(None), keys, key_field, limit)  # type: ignore[arg-type]
 
 
 def _source_items(runner: Runner) -> Items:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from relayflow.cli.common import Stop, run_async
-from relayflow.cli.inputs import file_items, only_keys, source_items
+from relayflow.cli.inputs import file_items, source_items
 from relayflow.cli.output import UserError, console
 
 if TYPE_CHECKING:
@@ -179,6 +179,8 @@ def _items(job: BatchJob, runner: Runner) -> Iterable[Item] | AsyncIterator[Item
         items = source_items(runner, limit)
     if job.keys is None:
         return items
+    from relayflow.engine.batch import only_keys
+
     return only_keys(items, job.keys, job.key_field, job.limit)
 
 

@@ -3,6 +3,7 @@ utilization, print them beside the seed's figures, and write bench.json and repo
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -80,6 +81,15 @@ def bench(
             "compare each with the first (off: the workflow as written only).",
         ),
     ] = True,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="Only the items whose golden record is in this split (e.g. holdout), joined "
+            "on evaluate.key.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Measure workflows: TTR (median, p95), cost per workflow, accuracy, agent utilization.
 
@@ -106,6 +116,10 @@ def bench(
     experiments: list[Experiment] = []
     broken = 0
     for workflow in workflows:
+        if split is not None:
+            from relayflow.cli.inputs import split_keys
+
+            options = dataclasses.replace(options, keys=split_keys(workflow, split))
         if variants and workflow.spec.variants:
             arms, failed = _measure_variants(workflow, location, options, items, inputs_name)
             broken += failed

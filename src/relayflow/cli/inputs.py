@@ -5,7 +5,7 @@ BadRecord in its place, which the batch records and skips."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,34 +129,3 @@ def split_keys(workflow: Workflow, split: str) -> frozenset[str]:
         for r in records
         if r.get("split") == split and r.get(evaluate.key) is not None
     )
-
-
-async def only_keys(
-    items: Iterable[Item] | AsyncIterator[Item],
-    keys: frozenset[str],
-    key_field: str,
-    limit: int | None = None,
-) -> AsyncIterator[Item]:
-    """The items whose ``key_field`` is one of ``keys``, at most ``limit`` of them (bad
-    records pass: the batch records them)."""
-    if limit is not None and limit <= 0:
-        return
-    taken = 0
-
-    def wanted(item: Item) -> bool:
-        return not isinstance(item, Mapping) or str(item.get(key_field)) in keys
-
-    if isinstance(items, AsyncIterator):
-        async for item in items:
-            if wanted(item):
-                yield item
-                taken += 1
-                if limit is not None and taken >= limit:
-                    return
-        return
-    for item in items:
-        if wanted(item):
-            yield item
-            taken += 1
-            if limit is not None and taken >= limit:
-                return

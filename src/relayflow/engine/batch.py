@@ -312,3 +312,34 @@ async def _keyed_items(
 def _item_key(record: Item, index: int) -> str:
     key = record.get("id") if type(record) is dict or isinstance(record, Mapping) else None
     return f"{index}:{key}" if key is not None else str(index)
+
+
+async def only_keys(
+    items: Iterable[Item] | AsyncIterable[Item],
+    keys: frozenset[str],
+    key_field: str,
+    limit: int | None = None,
+) -> AsyncIterator[Item]:
+    """The items whose ``key_field`` is one of ``keys``, at most ``limit`` of them (bad
+    records pass: the batch records them)."""
+    if limit is not None and limit <= 0:
+        return
+    taken = 0
+
+    def wanted(item: Item) -> bool:
+        return not isinstance(item, Mapping) or str(item.get(key_field)) in keys
+
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            if wanted(item):
+                yield item
+                taken += 1
+                if limit is not None and taken >= limit:
+                    return
+        return
+    for item in items:
+        if wanted(item):
+            yield item
+            taken += 1
+            if limit is not None and taken >= limit:
+                return
