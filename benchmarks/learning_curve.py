@@ -46,6 +46,7 @@ async def stream(workflow_file: Path, store: str, limit: int) -> list[dict[str, 
     import relayflow
     from relayflow.bench.reviewer import GoldenReviewer, matches
     from relayflow.engine.batch import source_agent, source_records
+    from relayflow.engine.factory import build_runner
     from relayflow.learn.references import References
 
     workflow = relayflow.load_workflow(workflow_file)
@@ -54,7 +55,7 @@ async def stream(workflow_file: Path, store: str, limit: int) -> list[dict[str, 
     references = References(evaluate, workflow.base_dir)
     reviewer = GoldenReviewer(references)
     rows: list[dict[str, Any]] = []
-    async with relayflow.Runner(workflow, store=store, consumers=[reviewer]) as runner:
+    async with build_runner(workflow, store=store, consumers=[reviewer]) as runner:
         learn: Any = next(n.agent for n in runner.plan.nodes if n.name == "Learn")
         with Progress() as progress:
             task = progress.add_task("tickets", total=limit)
