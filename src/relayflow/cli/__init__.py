@@ -18,6 +18,7 @@ from relayflow.cli import (
     variants,
 )
 from relayflow.cli.costs import costs
+from relayflow.cli.optimize import optimize
 from relayflow.cli.output import GuardedGroup
 from relayflow.cli.retrain import retrain
 from relayflow.cli.run import resume, run
@@ -61,6 +62,7 @@ app.command("validate")(validate)
 app.command("run")(run)
 app.command("resume")(resume)
 app.command("bench")(bench.bench)
+app.command("optimize")(optimize)
 app.command("costs")(costs)
 app.add_typer(runs.app, name="runs")
 app.add_typer(batches.app, name="batches")
