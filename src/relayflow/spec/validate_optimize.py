@@ -115,7 +115,7 @@ def _agents(
                 own = f"its knobs: {', '.join(has)}" if has else "it has none"
                 report(
                     path,
-                    f"a {agent.type} step like this one has no {knob} knob",
+                    f"{name} ({agent.type}) has no {knob} knob",
                     f"remove it ({own})",
                 )
                 continue
