@@ -118,8 +118,10 @@ class Ledger:
         }
         self._ancestors = ancestors(workflow.depends_on)
         self.runs: dict[str, RunCost] = {}
-        #: each step's recorded cost summed over the runs (for the estimate)
+        #: each step's recorded cost summed over the runs, and its seconds in each (for the
+        #: estimate, which takes the median: a model's first call also loads it)
         self.steps: dict[str, StepCost] = {}
+        self.seconds: dict[str, list[float]] = {}
 
     def handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
@@ -162,6 +164,7 @@ class Ledger:
             run.fresh_cost += fresh.cost
             run.fresh_seconds += fresh.seconds
             recorded = self.memo.first(key, fresh)
+        self.seconds.setdefault(event.step, []).append(recorded.seconds)
         total = self.steps.get(event.step, StepCost(0.0, 0, 0.0))
         self.steps[event.step] = StepCost(
             total.seconds + recorded.seconds,
@@ -205,6 +208,17 @@ class Measured:
     wall_seconds: float
     #: each step's recorded seconds, calls and cost over all the runs
     steps: Mapping[str, StepCost] = field(default_factory=dict)
+    #: each step's recorded seconds in each run
+    step_seconds: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+    def typical_seconds(self, step: str) -> float:
+        """The step's median seconds times its count: its time without a first call's load."""
+        import statistics
+
+        found = self.step_seconds.get(step)
+        if not found:
+            return self.steps[step].seconds if step in self.steps else 0.0
+        return statistics.median(found) * len(found)
 
     @property
     def fresh_calls(self) -> int:
@@ -257,4 +271,5 @@ async def measure(
         items=lambda limit: rows[:limit],
         consumers=[ledger, *consumers],
     )
-    return Measured(bench, dict(ledger.runs), time.perf_counter() - started, dict(ledger.steps))
+    wall = time.perf_counter() - started
+    return Measured(bench, dict(ledger.runs), wall, dict(ledger.steps), dict(ledger.seconds))
