@@ -63,3 +63,22 @@ def test_a_review_gate_on_confidence_is_an_escalation_knob(tmp_path: Path) -> No
     assert knob.baseline == 0.7
     derived = configured(workflow, {"Review.min_confidence": 0.55}, space)
     assert derived.agents[-1].model_dump()["when"] == "confidence < 0.55"
+
+
+def test_a_model_knob_offers_only_aliases_that_fit_the_step(tmp_path: Path) -> None:
+    path = quiz(tmp_path)
+    text = path.read_text().replace(
+        "models:\n",
+        "models:\n  forest: {provider: sklearn, model: m.joblib}\n"
+        "  route: {provider: router, strategy: cascade, threshold: 0.8, candidates: [cheap, smart]}\n",
+    )
+    path.write_text(text)
+    workflow = load_spec(path)
+    knobs = {k.name: k for k in search_space(workflow).knobs}
+    # a tabular model cannot answer a prompt; a router over text models can
+    assert knobs["Answer.model"].choices == ("cheap", "route", "smart")
+    assert knobs["models.route.threshold"].baseline == 0.8
+    assert knobs["models.route.order"].choices == ("cheap>smart", "smart>cheap")
+    derived = configured(workflow, {"models.route.order": "smart>cheap"}, search_space(workflow))
+    assert derived.spec.models["route"].model_dump()["candidates"] == ["smart", "cheap"]
+    assert workflow.spec.models["route"].model_dump()["candidates"] == ["cheap", "smart"]
