@@ -70,7 +70,8 @@ def test_a_model_knob_offers_only_aliases_that_fit_the_step(tmp_path: Path) -> N
     text = path.read_text().replace(
         "models:\n",
         "models:\n  forest: {provider: sklearn, model: m.joblib}\n"
-        "  route: {provider: router, strategy: cascade, threshold: 0.8, candidates: [cheap, smart]}\n",
+        "  route: {provider: router, strategy: cascade, threshold: 0.8,\n"
+        "          candidates: [cheap, smart]}\n",
     )
     path.write_text(text)
     workflow = load_spec(path)
