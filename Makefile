@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-EXTRAS := llm,openai,s3,http,parquet,sklearn,learn,postgres,compress,examples,server,plots,dev
+EXTRAS := llm,openai,s3,http,parquet,sklearn,learn,postgres,compress,examples,server,plots,optimize,dev
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 .PHONY: install demo test check bench clean

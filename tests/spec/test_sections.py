@@ -30,6 +30,7 @@ AGENT = "workflow:\n  - name: a\n    type: transform\n    script: preprocess.py\
         ("alow", "[data]", "allow"),
         ("extend", "base.yaml", "extends"),
         ("consumer", "[{type: jsonl, path: e.jsonl}]", "consumers"),
+        ("optimise", "{trials: 5}", "optimize"),
     ],
 )
 def test_a_misspelt_section_is_an_error_with_the_section_it_meant(
@@ -77,13 +78,14 @@ def test_every_section_the_model_declares_is_accepted(write: Write) -> None:
             "name: n\ndescription: d\ncompute_rate_per_cpu_second: 0.1\ncache: false\n"
             "defaults: {timeout: 5}\nescalation: {}\naccess: {sensitive: [a]}\nallow: []\n"
             "budget: {limits: [{tokens: 10}]}\nmodels: {}\nevaluate: {metric: accuracy}\n"
-            "variants: []\nconsumers: []\nx-anchors: &s {script: preprocess.py}\n"
+            "variants: []\nconsumers: []\noptimize: {split: {holdout: 0.3}}\n"
+            "x-anchors: &s {script: preprocess.py}\n"
             "workflow:\n  - {name: a, type: transform, <<: *s}\n"
         )
     )
     written = {"name", "description", "compute_rate_per_cpu_second", "cache", "defaults"}
     written |= {"escalation", "access", "allow", "budget", "models", "evaluate", "variants"}
-    written |= {"consumers"}
+    written |= {"consumers", "optimize"}
     assert written | {"workflow"} == set(WorkflowSpec.model_fields)
     assert wf.spec.name == "n" and wf.spec.budget is not None
 

@@ -19,6 +19,7 @@ from relayflow.cli import (
 )
 from relayflow.cli.costs import costs
 from relayflow.cli.diagnose import diagnose
+from relayflow.cli.optimize import optimize
 from relayflow.cli.output import GuardedGroup
 from relayflow.cli.retrain import retrain
 from relayflow.cli.run import resume, run
@@ -62,6 +63,7 @@ app.command("validate")(validate)
 app.command("run")(run)
 app.command("resume")(resume)
 app.command("bench")(bench.bench)
+app.command("optimize")(optimize)
 app.command("costs")(costs)
 app.command("diagnose")(diagnose)
 app.add_typer(runs.app, name="runs")

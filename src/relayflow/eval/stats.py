@@ -4,7 +4,7 @@ two variants on the same items, and percentiles (TTR p50/p95)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -78,6 +78,35 @@ def bootstrap_ci(
 
     values = np.asarray(per_item, dtype=np.float64)
     return _interval(_bootstrap_means(values, resamples, seed), confidence)
+
+
+def bootstrap_stat_ci(
+    columns: Sequence[Sequence[float]],
+    statistic: Callable[..., float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """The percentile bootstrap interval of ``statistic(*columns)`` for a statistic that is
+    not a mean (a median, a ratio of two sums): the rows of every column are resampled
+    together. No rows gives (0.0, 0.0)."""
+    _check(confidence, resamples)
+    lengths = {len(c) for c in columns}
+    if len(lengths) > 1:
+        raise InputError("every column of a bootstrap must have the same number of rows")
+    n = lengths.pop() if lengths else 0
+    if n == 0:
+        return 0.0, 0.0
+    import numpy as np
+
+    arrays = [np.asarray(c, dtype=np.float64) for c in columns]
+    rng = np.random.default_rng(seed)
+    values = np.empty(resamples, dtype=np.float64)
+    for index in range(resamples):
+        pick = rng.integers(0, n, size=n)
+        values[index] = statistic(*(a[pick] for a in arrays))
+    return _interval(values, confidence)
 
 
 def paired_bootstrap_diff(

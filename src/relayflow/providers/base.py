@@ -220,6 +220,12 @@ class ProviderConfig(_Strict, abc.ABC):
         self._section = Section(models)
         return self
 
+    def serves(self) -> frozenset[Literal["text", "tabular"]]:
+        """What steps the alias can answer: ``text`` (a prompt: ``complete``) and/or
+        ``tabular`` (features: ``predict``). ``relayflow optimize`` tries an alias on a step
+        only where it fits."""
+        return frozenset({"text"})
+
     def model_file(self) -> str | None:
         """The model file it loads, as written (None when it loads none)."""
         return self.model if self.loads_model_file else None

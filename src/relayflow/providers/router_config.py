@@ -64,6 +64,10 @@ class RouterConfig(ProviderConfig):
     )
     builds_members: ClassVar[bool] = True
 
+    def serves(self) -> frozenset[Literal["text", "tabular"]]:
+        """What every candidate serves (a cycle or an unknown alias serves nothing)."""
+        return _served(self, self.section, frozenset())
+
     @classmethod
     def validate_entries(
         cls,
@@ -283,3 +287,23 @@ def _cycles(models: Mapping[str, ProviderConfig], at: Report) -> None:
             at(first, (key, index), f"routing cycle: {shown} (each routes to the next)",
                f"remove {second!r} from {first}'s {key}")  # fmt: skip
             graph[first].discard(second)  # report each cycle once, then look for another
+
+
+def _served(
+    entry: RouterConfig, models: Mapping[str, ProviderConfig], seen: frozenset[int]
+) -> frozenset[Literal["text", "tabular"]]:
+    if id(entry) in seen or not entry.candidates:
+        return frozenset()
+    seen = seen | {id(entry)}
+    served: frozenset[Literal["text", "tabular"]] = frozenset({"text", "tabular"})
+    for name in entry.candidates:
+        candidate = models.get(name)
+        if candidate is None:
+            return frozenset()
+        kinds = (
+            _served(candidate, models, seen)
+            if isinstance(candidate, RouterConfig)
+            else candidate.serves()
+        )
+        served &= kinds
+    return served

@@ -154,6 +154,9 @@ class SklearnConfig(ProviderConfig):
     runs_code: ClassVar[bool] = True  # joblib unpickles
     refit: ClassVar[Literal["sklearn", "learned"] | None] = "sklearn"
 
+    def serves(self) -> frozenset[Literal["text", "tabular"]]:
+        return frozenset({"tabular"})
+
     def build(
         self, alias: str, base_dir: Path, models: Mapping[str, ProviderConfig], member: BuildMember
     ) -> tuple[Provider, Files]:

@@ -19,6 +19,7 @@ from pydantic import (
 
 from relayflow.core.retry import RetryPolicy
 from relayflow.providers.base import ProviderConfig, Section
+from relayflow.schema.optimize import OptimizeSpec
 
 
 class _Strict(BaseModel):
@@ -218,6 +219,8 @@ class WorkflowSpec(BaseModel):
     #: event consumers attached to every runner of this workflow, by every command and the
     #: server (relayflow/consumers/): ``- {type: jsonl, path: events.jsonl}``
     consumers: list[ConsumerSpec] = Field(default_factory=list)
+    #: what ``relayflow optimize`` may vary and what it measures (schema/optimize.py)
+    optimize: OptimizeSpec | None = None
 
     @model_validator(mode="after")
     def _attach_models(self) -> WorkflowSpec:

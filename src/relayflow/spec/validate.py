@@ -21,6 +21,7 @@ from relayflow.spec.validate_allow import validate_allow
 from relayflow.spec.validate_consumers import validate_consumers
 from relayflow.spec.validate_files import validate_files
 from relayflow.spec.validate_models import validate_models
+from relayflow.spec.validate_optimize import validate_optimize
 from relayflow.spec.where import Where
 
 Deps = dict[str, tuple[str, ...]]
@@ -59,6 +60,7 @@ def validate_workflow(
         problems += _validate_budget(spec, lines, str(file))
         problems += validate_allow(spec, base, lines, str(file))
         problems += validate_consumers(spec, base, lines, str(file))
+        problems += validate_optimize(spec, agents, lines, str(file), base)
     problems += _validate_agents(spec, agents, types, where, base)
     return problems
 
