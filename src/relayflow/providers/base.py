@@ -226,6 +226,15 @@ class ProviderConfig(_Strict, abc.ABC):
         only where it fits."""
         return frozenset({"text"})
 
+    def missing_model_file(self, path: Path) -> tuple[str, str]:
+        """What `relayflow validate` warns, and how to fix it, when the model file ``path``
+        does not exist yet."""
+        return (
+            f"model file {path} does not exist yet",
+            "create it before running (train and save the model there), or fix the path "
+            "(relative to the YAML)",
+        )
+
     def model_file(self) -> str | None:
         """The model file it loads, as written (None when it loads none)."""
         return self.model if self.loads_model_file else None

@@ -130,6 +130,14 @@ class LearnedConfig(ProviderConfig):
     refit: ClassVar[Literal["sklearn", "learned"] | None] = "learned"
     switch_hint: ClassVar[str | None] = "set provider: learned, or remove it"
 
+    def missing_model_file(self, path: Path) -> tuple[str, str]:
+        return (
+            f"not fitted yet ({path} does not exist): it passes every item on until a fitted "
+            "version is promoted there",
+            "fit it from labelled data: relayflow retrain FILE --history LABELLED.jsonl, or let "
+            "a retrain step learn from reviews",
+        )
+
     def build(
         self, alias: str, base_dir: Path, models: Mapping[str, ProviderConfig], member: BuildMember
     ) -> tuple[Provider, Files]:

@@ -52,7 +52,5 @@ def model_file_notes(
         if model is not None:
             path = resolve_path(base, model)
             if path_kind(path) != "file":
-                at(alias, ("model",), f"model file {path} does not exist yet",
-                   "create it before running (train and save the model there), or fix the "
-                   "path (relative to the YAML)")  # fmt: skip
+                at(alias, ("model",), *spec.missing_model_file(path))
     return at.problems
