@@ -64,8 +64,8 @@ def figures_of(
     seed: int = 0,
 ) -> Point:
     """The five objectives of ``measured`` (whatever the study optimizes, all are reported)."""
-    from relayflow.bench.compare import item_scores
     from relayflow.bench.collector import as_agents_left_it
+    from relayflow.bench.compare import item_scores
     from relayflow.eval.stats import bootstrap_stat_ci
 
     bench = measured.bench
