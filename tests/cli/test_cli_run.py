@@ -333,3 +333,14 @@ def test_bench_split_measures_only_that_split(cli: Cli) -> None:
     bench = json.loads((cli.folder / "b" / "bench.json").read_text())
     [measured] = bench["workflows"]
     assert measured["figures"]["runs"] == 3  # i0, i2, i4 of the six items
+
+
+def test_the_review_hint_names_a_store_other_than_the_default(cli: Cli) -> None:
+    wf = cli.reviewed()
+    cli.write("items.jsonl", '{"id": 1}\n')
+    other = cli.folder / "elsewhere.db"
+    result = cli("run", wf, "--inputs", cli.folder / "items.jsonl", "--store", other)
+    assert result.exit_code == 0, result.output
+    assert f"1 run waiting for review: relayflow review list --store {other}" in result.output
+    default = cli("run", wf, "--inputs", cli.folder / "items.jsonl")
+    assert "waiting for review: relayflow review list\n" in default.output

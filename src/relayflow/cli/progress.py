@@ -262,8 +262,11 @@ class BatchProgress(LiveBar):
         return self
 
 
-def render_summary(summary: Summary, console: Console, *, limit: int | None = None) -> None:
-    """The closing table of a batch, the runs that failed, and how to resume it."""
+def render_summary(
+    summary: Summary, console: Console, *, limit: int | None = None, store: str | None = None
+) -> None:
+    """The closing table of a batch, the runs that failed, and how to resume it; ``store`` is
+    named in the hints when it is not the default one."""
     from rich.table import Table
 
     table = Table(show_header=False)
@@ -300,7 +303,7 @@ def render_summary(summary: Summary, console: Console, *, limit: int | None = No
         say(f"… and {more}: relayflow runs list --status failed")
     if summary.waiting_review:
         waiting = plural(summary.waiting_review, "run")
-        say(f"{waiting} waiting for review: relayflow review list")
+        say(f"{waiting} waiting for review: relayflow review list{store_option(store)}")
     for bad in summary.bad:
         say(f"bad record: {bad.location}: {bad.reason}")
     if summary.bad_records:
@@ -311,6 +314,15 @@ def render_summary(summary: Summary, console: Console, *, limit: int | None = No
         say(
             f"batch {summary.batch_id}: resume or retry with {resume_hint(summary.batch_id, limit)}"
         )
+
+
+def store_option(store: str | None) -> str:
+    """`` --store S`` for a store other than the default (what a hint must repeat)."""
+    from relayflow.cli.common import store_location
+
+    if store is None or store == store_location(None):
+        return ""
+    return f" --store {store}"
 
 
 def resume_hint(batch_id: str, limit: int | None = None) -> str:

@@ -293,7 +293,7 @@ def _finish_batch(job: BatchJob, as_json: bool, *, total: int | None) -> None:
 
     outcome = execute(job, on_result, total=total)
     if not job.split_variants:
-        render_summary(outcome.summary, console(stderr=as_json), limit=job.limit)
+        render_summary(outcome.summary, console(stderr=as_json), limit=job.limit, store=job.store)
         _resolved_accuracy(job.workflow, resolved, outcome.summary.runs, as_json)
         _exit(outcome, resume_hint(job.batch_id, job.limit))
         return
@@ -302,7 +302,7 @@ def _finish_batch(job: BatchJob, as_json: bool, *, total: int | None) -> None:
     # one batch per variant: the summary counts them all, the hints name each
     summary = dataclasses.replace(outcome.summary, batch_id=None)
     out = console(stderr=as_json)
-    render_summary(summary, out, limit=job.limit)
+    render_summary(summary, out, limit=job.limit, store=job.store)
     split = arms(job.workflow, job.batch_id, job.concurrency)
     for arm in split:
         hint = resume_hint(arm.batch_id, job.limit)
