@@ -24,7 +24,7 @@ from jsonschema.protocols import Validator
 from relayflow.agents.base import Agent, BuildContext, FileRef
 from relayflow.agents.inference_config import InferenceConfig as InferenceConfig
 from relayflow.agents.inference_prompt import StepCompressor, step_template
-from relayflow.agents.inference_text import item_text, text_fields
+from relayflow.agents.inference_text import item_text, telling_fields, text_fields
 from relayflow.agents.quality_check import read_schema, schema_validator
 from relayflow.core.result import Result, StepInfo, Usage
 from relayflow.errors import AgentError
@@ -160,7 +160,7 @@ class InferenceAgent(Agent):
             self._template = await step_template(cfg, self.ctx)
             self._text_fields = text_fields(cfg.input_fields, self._template.variables)
             evaluate = self.ctx.workflow.spec.evaluate if self.ctx.workflow is not None else None
-            self._text_exclude = (cfg.output_field, *([evaluate.reference] if evaluate else []))
+            self._text_exclude = telling_fields(cfg.output_field, evaluate)
             if cfg.compress is not None:
                 self._compressor = StepCompressor(cfg.compress, self._template)
             if cfg.output == "json" and cfg.output_schema is not None:

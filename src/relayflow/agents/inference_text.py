@@ -6,7 +6,10 @@ model sees at run time exactly what it was fitted on."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from relayflow.schema.file import EvaluateSpec
 
 #: names a prompt reads that are not fields of the item
 CONTEXT_NAMES = frozenset({"data", "confidence"})
@@ -20,6 +23,12 @@ def text_fields(
     if input_fields:
         return tuple(input_fields)
     return tuple(name for name in template_variables if name not in CONTEXT_NAMES)
+
+
+def telling_fields(output_field: str, evaluate: EvaluateSpec | None) -> tuple[str, ...]:
+    """The fields that would give the label away: the step's own answer and the reference an
+    item carries (``evaluate.reference``)."""
+    return (output_field, *([evaluate.reference] if evaluate is not None else []))
 
 
 def item_text(fields: Sequence[str], data: Mapping[str, Any], exclude: Iterable[str] = ()) -> str:

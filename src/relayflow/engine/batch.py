@@ -326,19 +326,16 @@ async def only_keys(
         return
     taken = 0
 
-    def wanted(item: Item) -> bool:
-        return not isinstance(item, Mapping) or str(item.get(key_field)) in keys
-
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            if wanted(item):
+    async def each() -> AsyncIterator[Item]:
+        if isinstance(items, AsyncIterable):
+            async for item in items:
                 yield item
-                taken += 1
-                if limit is not None and taken >= limit:
-                    return
-        return
-    for item in items:
-        if wanted(item):
+        else:
+            for item in items:
+                yield item
+
+    async for item in each():
+        if not isinstance(item, Mapping) or str(item.get(key_field)) in keys:
             yield item
             taken += 1
             if limit is not None and taken >= limit:

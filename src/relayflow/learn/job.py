@@ -141,7 +141,7 @@ def _learned_target(workflow: Workflow, alias: str, steps: Sequence[InferenceCon
         )
     spec = workflow.spec.models[alias]
     assert spec.model is not None  # noqa: S101 - validation requires model: on a learned entry
-    return Target("learned", alias, labelled[0], _resolve(workflow, spec.model))
+    return Target("learned", alias, labelled[0], workflow_path(workflow, spec.model))
 
 
 def _step_target(workflow: Workflow, step: InferenceConfig) -> Target:
@@ -155,16 +155,17 @@ def _step_target(workflow: Workflow, step: InferenceConfig) -> Target:
                 f"step {step.name} scores with models.{step.model}, which is not a scikit-learn "
                 "model file: only provider sklearn models can be refitted"
             )
-        return Target("sklearn", step.model, step, _resolve(workflow, spec.model))
+        return Target("sklearn", step.model, step, workflow_path(workflow, spec.model))
     if step.prompt_template is None:
         return Target("prompt", step.name, step, None)
     from relayflow.prompts.templates import split_pin
 
     file, label = split_pin(step.prompt_template)
-    return Target("prompt", step.name, step, _resolve(workflow, file), label)
+    return Target("prompt", step.name, step, workflow_path(workflow, file), label)
 
 
-def _resolve(workflow: Workflow, path: str) -> Path:
+def workflow_path(workflow: Workflow, path: str) -> Path:
+    """``path`` from the workflow file, absolute (a relative one starts at its folder)."""
     p = Path(path).expanduser()
     return (p if p.is_absolute() else workflow.base_dir / p).resolve()
 
@@ -181,7 +182,7 @@ def golden_file(workflow: Workflow) -> Path | None:
     evaluate = workflow.spec.evaluate
     if evaluate is None or evaluate.golden is None:
         return None
-    return _resolve(workflow, evaluate.golden)
+    return workflow_path(workflow, evaluate.golden)
 
 
 def golden_metric(workflow: Workflow, request: RetrainRequest) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from relayflow.agents.inference_text import item_text, text_fields
+from relayflow.agents.inference_text import item_text, telling_fields, text_fields
 from relayflow.errors import Conflict
 from relayflow.eval.scoring import score
 from relayflow.eval.stats import bootstrap_ci
@@ -33,8 +33,10 @@ from relayflow.learn.job import (
     fields_of,
     golden_file,
     golden_metric,
+    workflow_path,
 )
 from relayflow.providers.text_labels import Featurizer
+from relayflow.schema.workflow import Workflow
 from relayflow.store.registry import Candidate, Registry
 
 #: the label sources a learned model learns from (a person's, or the user's history)
@@ -153,8 +155,7 @@ def _examples(
     if step.features is None:
         variables = _template_variables(workflow, target)
     names = text_fields(step.input_fields, variables)
-    evaluate = workflow.spec.evaluate
-    exclude = (step.output_field, *([evaluate.reference] if evaluate else []))
+    exclude = telling_fields(step.output_field, workflow.spec.evaluate)
     found: dict[str, Example] = {}
     if request.history is not None:
         from relayflow.learn.history import read_history
@@ -183,14 +184,13 @@ def _examples(
     return [e for e in found.values() if e.text.strip()]
 
 
-def _template_variables(workflow: Any, target: Target) -> Sequence[str]:
+def _template_variables(workflow: Workflow, target: Target) -> Sequence[str]:
     from relayflow.prompts.templates import PromptTemplate, load_template, split_pin
 
     step = target.step
     if step.prompt_template is not None:
         file, _label = split_pin(step.prompt_template)
-        path = Path(file)
-        return load_template(path if path.is_absolute() else workflow.base_dir / path).variables
+        return load_template(workflow_path(workflow, file)).variables
     return PromptTemplate(None, step.prompt or "").variables
 
 

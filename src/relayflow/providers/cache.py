@@ -95,6 +95,11 @@ def model_path(alias: str, provider: str, model: str | None, base_dir: Path) -> 
     return path
 
 
+#: the stat a provider records for a model file that does not exist yet (a learned model
+#: before its first fit): the registry takes it as unchanged while the file is still missing
+MISSING = (-1, -1)
+
+
 def stat(path: Path) -> tuple[int, int]:
     """What tells a replaced file (a retrained model) from the one a provider loaded."""
     st = path.stat()

@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 
 #: the version a learned model has before it was first fitted (no model file yet)
 UNTRAINED = "untrained"
-#: the (mtime_ns, size) a model file that does not exist yet is recorded with
-MISSING = (-1, -1)  # as providers.registry.MISSING
 
 
 class LearnedProvider:
@@ -149,11 +147,13 @@ class LearnedConfig(ProviderConfig):
         try:
             stat = cache.stat(path)
         except FileNotFoundError:
-            stat = MISSING  # not fitted yet: it abstains until a version is promoted here
+            stat = cache.MISSING  # not fitted yet: it abstains until a version is promoted here
         key = ("learned", alias, str(path), stat, self.model_dump_json())
 
         def make() -> Provider:
-            version = UNTRAINED if stat == MISSING else self.version or cache.file_version(path)
+            version = (
+                UNTRAINED if stat == cache.MISSING else self.version or cache.file_version(path)
+            )
             return LearnedProvider(alias, path, version=version, price=self.price.price())
 
         return cache.cached(key, make), ((str(path), stat),)

@@ -20,6 +20,7 @@ from relayflow.core.plugins import NotAPlugin, Plugins
 from relayflow.errors import ConfigError, NotFound, ProviderError, RelayflowError
 from relayflow.providers.base import Files, Provider, ProviderConfig
 from relayflow.providers.cache import (
+    MISSING,
     default_gguf_path,
     file_version,
     forget,
@@ -162,11 +163,6 @@ def build_provider(
             _built.clear()
         _built[key] = _Built(spec, models, files, provider)
     return provider
-
-
-#: the stat a provider records for a model file that does not exist yet (a learned model
-#: before its first fit): unchanged while the file is still missing
-MISSING = (-1, -1)
 
 
 def _unchanged(files: Files) -> bool:
